@@ -1,0 +1,171 @@
+/**
+ * A non-coherent CPU data cache, as on the ARM SoCs dma-buf heaps were written for.
+ *
+ * Contract:
+ * - Set-associative, write-back, write-allocate; physically indexed and tagged, so every CPU mapping of a
+ *   page shares its lines. Lines are `limits.cacheLineBytes`; replacement is round-robin per set, which is
+ *   deterministic for a given access history (replay depends on it).
+ * - Devices are not coherent with it: DMA reads memory (missing dirty CPU lines) and DMA writes memory
+ *   (leaving stale CPU lines behind). Only cache maintenance makes the two agree:
+ *     clean(range)      write dirty lines back, keep them valid   (arm64 dcache_clean_poc)
+ *     invalidate(range) drop lines, dirty or not                    (arm64 dcache_inval_poc)
+ *   which is what `arch_sync_dma_for_device` (always clean) and `arch_sync_dma_for_cpu` (invalidate unless
+ *   DMA_TO_DEVICE) do in arch/arm64/mm/dma-mapping.c; see dma-mapping.ts.
+ * - Uncached and write-combined mappings bypass it entirely (the caller decides, from the mapping's pgprot).
+ * - Natural eviction writes dirty lines back at a time nobody chose: a missing SYNC END sometimes "works"
+ *   on a big buffer and fails on a small one, as on real hardware.
+ *
+ * Storage lives in a SharedArrayBuffer with a fixed layout so that a later host can share one cache
+ * between threads; today only the kernel thread touches it (one CPU), so it takes no lock.
+ *   tags[set*ways+way]   Float64 physical line number, -1 when invalid
+ *   dirty[set*ways+way]  0/1
+ *   next[set]            round-robin victim way
+ *   data[(set*ways+way)*lineBytes ..]  the cached bytes
+ */
+import { assert } from './assert.js';
+import { limits } from './limits.js';
+import type { PhysicalMemory } from './memory.js';
+
+export interface CpuCacheStats {
+  hits: number;
+  misses: number;
+  writebacks: number;
+  evictions: number;
+}
+
+export class CpuCache {
+  readonly lineBytes = limits.cacheLineBytes;
+  readonly ways: number;
+  readonly sets: number;
+  private readonly tags: Float64Array;
+  private readonly dirty: Uint8Array;
+  private readonly next: Uint8Array;
+  private readonly data: Uint8Array;
+  private readonly mem: PhysicalMemory;
+  readonly stats: CpuCacheStats = { hits: 0, misses: 0, writebacks: 0, evictions: 0 };
+
+  constructor(mem: PhysicalMemory, sizeBytes: number, ways: number) {
+    assert(ways > 0 && ways <= 255, `bad associativity ${ways}`);
+    assert(sizeBytes % (this.lineBytes * ways) === 0, 'cache size must be lines × ways × sets');
+    this.mem = mem;
+    this.ways = ways;
+    this.sets = sizeBytes / (this.lineBytes * ways);
+    const slots = this.sets * ways;
+    this.tags = new Float64Array(new SharedArrayBuffer(slots * 8)).fill(-1);
+    this.dirty = new Uint8Array(new SharedArrayBuffer(slots));
+    this.next = new Uint8Array(new SharedArrayBuffer(this.sets));
+    this.data = new Uint8Array(new SharedArrayBuffer(slots * this.lineBytes));
+  }
+
+  /** CPU load of `dst.length` bytes at physical `phys` through the cache. */
+  read(phys: number, dst: Uint8Array): void {
+    this.walk(phys, dst.length, (slot, lineOff, bufOff, n) => {
+      const base = slot * this.lineBytes + lineOff;
+      dst.set(this.data.subarray(base, base + n), bufOff);
+    });
+  }
+
+  /** CPU store of `src` at physical `phys` through the cache (write-allocate, marks lines dirty). */
+  write(phys: number, src: Uint8Array): void {
+    this.walk(phys, src.length, (slot, lineOff, bufOff, n) => {
+      this.data.set(src.subarray(bufOff, bufOff + n), slot * this.lineBytes + lineOff);
+      this.dirty[slot] = 1;
+    });
+  }
+
+  /** Write back dirty lines in [phys, phys+len); lines stay valid and become clean. */
+  clean(phys: number, lengthBytes: number): void {
+    this.forEachCached(phys, lengthBytes, (slot) => this.writeBack(slot));
+  }
+
+  /** Drop every line in [phys, phys+len), discarding dirty data as dcache_inval_poc does. */
+  invalidate(phys: number, lengthBytes: number): void {
+    this.forEachCached(phys, lengthBytes, (slot) => {
+      this.tags[slot] = -1;
+      this.dirty[slot] = 0;
+    });
+  }
+
+  /** Write back everything; used when memory is handed back to an allocator. */
+  cleanInvalidate(phys: number, lengthBytes: number): void {
+    this.clean(phys, lengthBytes);
+    this.invalidate(phys, lengthBytes);
+  }
+
+  /** Number of dirty lines in a range: lets tests and detectors see unflushed CPU writes. */
+  dirtyLines(phys: number, lengthBytes: number): number {
+    let n = 0;
+    this.forEachCached(phys, lengthBytes, (slot) => {
+      n += this.dirty[slot] ?? 0;
+    });
+    return n;
+  }
+
+  private walk(
+    phys: number,
+    lengthBytes: number,
+    fn: (slot: number, lineOff: number, bufOff: number, n: number) => void,
+  ): void {
+    let done = 0;
+    while (done < lengthBytes) {
+      const addr = phys + done;
+      const line = Math.floor(addr / this.lineBytes);
+      const lineOff = addr - line * this.lineBytes;
+      const n = Math.min(this.lineBytes - lineOff, lengthBytes - done);
+      fn(this.lookupOrFill(line), lineOff, done, n);
+      done += n;
+    }
+  }
+
+  private lookupOrFill(line: number): number {
+    const set = line % this.sets;
+    const first = set * this.ways;
+    for (let w = 0; w < this.ways; w++) {
+      if (this.tags[first + w] === line) {
+        this.stats.hits++;
+        return first + w;
+      }
+    }
+    this.stats.misses++;
+    const way = this.next[set] ?? 0;
+    this.next[set] = (way + 1) % this.ways;
+    const slot = first + way;
+    if ((this.tags[slot] ?? -1) >= 0) {
+      this.stats.evictions++;
+      this.writeBack(slot);
+    }
+    this.tags[slot] = line;
+    this.dirty[slot] = 0;
+    this.data.set(this.mem.view(line * this.lineBytes, this.lineBytes), slot * this.lineBytes);
+    return slot;
+  }
+
+  private writeBack(slot: number): void {
+    if (!this.dirty[slot]) return;
+    const line = this.tags[slot] ?? -1;
+    assert(line >= 0, 'dirty slot without a tag');
+    const base = slot * this.lineBytes;
+    this.mem.view(line * this.lineBytes, this.lineBytes).set(this.data.subarray(base, base + this.lineBytes));
+    this.dirty[slot] = 0;
+    this.stats.writebacks++;
+  }
+
+  /** Visit cached slots of a range; scans whichever is smaller, the range or the cache. */
+  private forEachCached(phys: number, lengthBytes: number, fn: (slot: number) => void): void {
+    if (lengthBytes <= 0) return;
+    const firstLine = Math.floor(phys / this.lineBytes);
+    const lastLine = Math.floor((phys + lengthBytes - 1) / this.lineBytes);
+    const rangeLines = lastLine - firstLine + 1;
+    if (rangeLines <= this.sets) {
+      for (let line = firstLine; line <= lastLine; line++) {
+        const first = (line % this.sets) * this.ways;
+        for (let w = 0; w < this.ways; w++) if (this.tags[first + w] === line) fn(first + w);
+      }
+      return;
+    }
+    for (let slot = 0; slot < this.tags.length; slot++) {
+      const t = this.tags[slot] ?? -1;
+      if (t >= firstLine && t <= lastLine) fn(slot);
+    }
+  }
+}

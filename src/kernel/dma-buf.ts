@@ -1,0 +1,567 @@
+/**
+ * dma-buf: a buffer shared between devices and processes (drivers/dma-buf/dma-buf.c).
+ *
+ * Contract:
+ * - `dmaBufExport` checks the exporter's ops table once: map_dma_buf, unmap_dma_buf and release are
+ *   required, pin and unpin come as a pair (-EINVAL otherwise, as dma_buf_export's WARN_ON). Any op left
+ *   out is the exporter's policy: no `mmap` means mmap(2) fails with -EINVAL, no `beginCpuAccess` means
+ *   SYNC only waits for fences.
+ * - `size` never changes. The buffer lives while its file has a reference: an fd, a `dmaBufGet`, a VMA.
+ *   When the last one goes, `release` runs once; attachments still listed then are a misuse (WARN).
+ * - Importers only ever see DMA addresses (an `SgTable`), never pages.
+ * - Locking convention (DOC "locking convention"): `dmaBufPin/Unpin`, `dmaBufMapAttachment`,
+ *   `dmaBufUnmapAttachment` and `dmaBufMoveNotify` need the resv lock held by the caller (asserted on the
+ *   first line); the `…Unlocked` variants take it. `dmaBufAttach/Detach` and `dmaBufBegin/EndCpuAccess`
+ *   must be called without it.
+ * - Static importers get the buffer pinned on map (when the exporter can pin) and never get move_notify.
+ *   Dynamic importers supply `moveNotify`, are not pinned on map, and must re-map after a move.
+ */
+import { assert, bugOn } from './assert.js';
+import {
+  type Device,
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
+  type DmaDataDirection,
+  SgTable,
+} from './dma-mapping.js';
+import {
+  DMA_RESV_USAGE_KERNEL,
+  DmaResv,
+  dmaResvAssertHeld,
+  dmaResvDescribe,
+  dmaResvLock,
+  dmaResvMightLock,
+  dmaResvUnlock,
+  dmaResvUsageRw,
+  dmaResvWaitTimeout,
+} from './dma-resv.js';
+import { EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, type Errno, isErr } from './errno.js';
+import { File, type FileOperations, FMODE_LSEEK } from './file.js';
+import type { KernelCore } from './kernel-core.js';
+import { limits } from './limits.js';
+import type { Vma } from './mm.js';
+import {
+  DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
+  DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
+  DMA_BUF_IOCTL_SYNC,
+  DMA_BUF_NAME_LEN,
+  DMA_BUF_SET_NAME_A,
+  DMA_BUF_SET_NAME_B,
+  DMA_BUF_SYNC_END,
+  DMA_BUF_SYNC_READ,
+  DMA_BUF_SYNC_RW,
+  DMA_BUF_SYNC_VALID_FLAGS_MASK,
+  DMA_BUF_SYNC_WRITE,
+  dma_buf_sync,
+  PAGE_SHIFT,
+  SEEK_END,
+  SEEK_SET,
+} from './uapi.js';
+import { copyFromUser, kget, strndupUser } from './usercopy.js';
+
+/** `struct dma_buf_attach_ops`: what a dynamic importer provides. */
+export interface DmaBufAttachOps {
+  readonly allowPeer2peer?: boolean;
+  /** Called with the resv lock held; the importer must drop its mappings and re-map before more DMA. */
+  moveNotify(attach: DmaBufAttachment): void;
+}
+
+/** `struct dma_buf_ops`. */
+export interface DmaBufOps {
+  attach?(dmabuf: DmaBuf, attach: DmaBufAttachment): number;
+  detach?(dmabuf: DmaBuf, attach: DmaBufAttachment): void;
+  pin?(attach: DmaBufAttachment): number;
+  unpin?(attach: DmaBufAttachment): void;
+  mapDmaBuf(attach: DmaBufAttachment, dir: DmaDataDirection): SgTable | Errno | null;
+  unmapDmaBuf(attach: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void;
+  release(dmabuf: DmaBuf): void;
+  beginCpuAccess?(dmabuf: DmaBuf, dir: DmaDataDirection): number;
+  endCpuAccess?(dmabuf: DmaBuf, dir: DmaDataDirection): number;
+  mmap?(dmabuf: DmaBuf, vma: Vma): number;
+}
+
+/** `struct dma_buf_export_info`. */
+export interface DmaBufExportInfo {
+  /** Defaults to the exporting module's name (KBUILD_MODNAME); heaps pass their heap name. */
+  expName?: string;
+  ops: DmaBufOps;
+  sizeBytes: number;
+  /** open(2)-style flags for the file: O_ACCMODE and O_NONBLOCK are kept. */
+  flags: number;
+  priv: unknown;
+  /** Share another object's resv; otherwise one is embedded. */
+  resv?: DmaResv;
+}
+
+/** The kernel's `dmabuf_list` plus the inode counter; one per kernel. */
+export class DmaBufList {
+  readonly bufs = new Set<DmaBuf>();
+  nextIno = 1;
+}
+
+/** Who allocated a buffer, for per-process and per-heap accounting. */
+export interface DmaBufOwner {
+  readonly pid: number;
+  readonly heapName: string | null;
+  /** Called once at release so the allocator's ledger stays exact. */
+  readonly onRelease?: (dmabuf: DmaBuf) => void;
+}
+
+let nextAttachId = 1;
+
+export class DmaBufAttachment {
+  readonly id = nextAttachId++;
+  readonly dmabuf: DmaBuf;
+  readonly dev: Device;
+  readonly importerOps: DmaBufAttachOps | null;
+  readonly importerPriv: unknown;
+  readonly peer2peer: boolean;
+  /** Exporter-private per-attachment state (system_heap's private sg copy and `mapped` flag). */
+  priv: unknown;
+  /** Tables handed out and not yet unmapped: map/unmap are balanced per call, not refcounted. */
+  readonly liveMaps = new Set<SgTable>();
+  detached = false;
+
+  constructor(dmabuf: DmaBuf, dev: Device, ops: DmaBufAttachOps | null, importerPriv: unknown) {
+    this.dmabuf = dmabuf;
+    this.dev = dev;
+    this.importerOps = ops;
+    this.importerPriv = importerPriv;
+    this.peer2peer = ops?.allowPeer2peer ?? false;
+  }
+  /** `dma_buf_attachment_is_dynamic`. */
+  get dynamic(): boolean {
+    return this.importerOps !== null;
+  }
+}
+
+export class DmaBuf {
+  readonly kernel: KernelCore;
+  readonly ino: number;
+  readonly sizeBytes: number;
+  readonly ops: DmaBufOps;
+  readonly priv: unknown;
+  readonly expName: string;
+  readonly resv: DmaResv;
+  readonly file: File;
+  /** `dmabuf->name`; null until DMA_BUF_SET_NAME (an empty string counts as set). */
+  name: string | null = null;
+  /** Newest first, as `list_add` leaves them. */
+  readonly attachments: DmaBufAttachment[] = [];
+  owner: DmaBufOwner | null = null;
+  released = false;
+
+  constructor(kernel: KernelCore, ino: number, info: DmaBufExportInfo) {
+    this.kernel = kernel;
+    this.ino = ino;
+    this.sizeBytes = info.sizeBytes;
+    this.ops = info.ops;
+    this.priv = info.priv;
+    this.expName = info.expName ?? 'dmafarm';
+    this.resv = info.resv ?? new DmaResv(kernel);
+    this.file = new File(dmaBufFops, info.flags, this, FMODE_LSEEK);
+  }
+}
+
+// --- export, fd, get, put ----------------------------------------------------------------------
+
+/** `dma_buf_export`: validates the ops table once; a DmaBuf holding one file reference, or -errno. */
+export function dmaBufExport(k: KernelCore, list: DmaBufList, info: DmaBufExportInfo): DmaBuf | Errno {
+  const ops = info.ops;
+  if (warnOn(k, !info.priv || !ops?.mapDmaBuf || !ops.unmapDmaBuf || !ops.release, 'dmabuf-export-bad-ops')) {
+    return -EINVAL;
+  }
+  if (warnOn(k, !ops.pin !== !ops.unpin, 'dmabuf-export-pin-without-unpin')) return -EINVAL;
+  if (list.bufs.size >= limits.dmaBufCountMax) return -ENOMEM;
+  assert(info.sizeBytes > 0 && info.sizeBytes % (1 << PAGE_SHIFT) === 0, 'export of a non page-aligned size');
+  const dmabuf = new DmaBuf(k, list.nextIno++, info);
+  list.bufs.add(dmabuf);
+  dmaBufLists.set(dmabuf, list);
+  k.channels.publish('kernel:dmabuf:export', {
+    ino: dmabuf.ino,
+    expName: dmabuf.expName,
+    sizeBytes: dmabuf.sizeBytes,
+  });
+  return dmabuf;
+}
+
+const dmaBufLists = new WeakMap<DmaBuf, DmaBufList>();
+
+/** `dma_buf_fd`: installs the buffer's file reference at a new fd of the current process. */
+export function dmaBufFd(dmabuf: DmaBuf, flags: number): number {
+  return dmabuf.kernel.currentFiles().install(dmabuf.file, flags);
+}
+
+/** `is_dma_buf_file`. */
+export function isDmaBufFile(file: File): boolean {
+  return file.fops === dmaBufFops;
+}
+
+/** `dma_buf_get(fd)`: takes a file reference; -EBADF for a bad fd, -EINVAL for a non-dma-buf. */
+export function dmaBufGet(k: KernelCore, fd: number): DmaBuf | Errno {
+  const file = k.currentFiles().lookup(fd);
+  if (file === undefined) return -EBADF;
+  if (!isDmaBufFile(file)) return -EINVAL;
+  file.get();
+  return file.privateData as DmaBuf;
+}
+
+/** `dma_buf_put`. */
+export function dmaBufPut(dmabuf: DmaBuf): void {
+  dmabuf.file.put();
+}
+
+function dmaBufRelease(file: File): void {
+  const dmabuf = file.privateData as DmaBuf;
+  const k = dmabuf.kernel;
+  bugOn(dmabuf.released, `dma-buf ${dmabuf.ino} released twice`);
+  dmabuf.ops.release(dmabuf);
+  if (dmabuf.attachments.length > 0) {
+    k.warn('dmabuf-release-with-attachments', 'dma-buf released while importers are still attached', {
+      ino: dmabuf.ino,
+      devices: dmabuf.attachments.map((a) => a.dev.name).join(','),
+    });
+    // The pages are gone: any table still handed out now points at freed memory.
+    for (const a of dmabuf.attachments) for (const sgt of a.liveMaps) SgTable.kill(sgt);
+  }
+  dmabuf.released = true;
+  dmaBufLists.get(dmabuf)?.bufs.delete(dmabuf);
+  dmabuf.owner?.onRelease?.(dmabuf);
+  k.channels.publish('kernel:dmabuf:release', {
+    ino: dmabuf.ino,
+    expName: dmabuf.expName,
+    sizeBytes: dmabuf.sizeBytes,
+  });
+}
+
+// --- attachments ----------------------------------------------------------------------------
+
+/** `dma_buf_dynamic_attach`; `importerOps === null` is a static importer (`dma_buf_attach`). */
+export function dmaBufDynamicAttach(
+  dmabuf: DmaBuf,
+  dev: Device,
+  importerOps: DmaBufAttachOps | null,
+  importerPriv: unknown = null,
+): DmaBufAttachment | Errno {
+  const k = dmabuf.kernel;
+  if (warnOn(k, dmabuf.released || !dev, 'dmabuf-attach-bad-args', { ino: dmabuf.ino })) return -EINVAL;
+  if (warnOn(k, importerOps !== null && !importerOps.moveNotify, 'dmabuf-dynamic-attach-no-move-notify')) {
+    return -EINVAL;
+  }
+  dmaResvMightLock(dmabuf.resv, 'dma_buf_attach');
+  if (dmabuf.attachments.length >= limits.attachmentsPerBufMax) return -ENOMEM;
+  const attach = new DmaBufAttachment(dmabuf, dev, importerOps, importerPriv);
+  if (dmabuf.ops.attach) {
+    const ret = dmabuf.ops.attach(dmabuf, attach);
+    if (ret) return ret;
+  }
+  dmabuf.attachments.unshift(attach);
+  k.channels.publish('kernel:dmabuf:attach', { ino: dmabuf.ino, device: dev.name, dynamic: attach.dynamic });
+  return attach;
+}
+
+/** `dma_buf_attach`: a static importer. */
+export function dmaBufAttach(dmabuf: DmaBuf, dev: Device): DmaBufAttachment | Errno {
+  return dmaBufDynamicAttach(dmabuf, dev, null);
+}
+
+/** `dma_buf_detach`. The importer must have unmapped first (current kernels do not do it for you). */
+export function dmaBufDetach(dmabuf: DmaBuf, attach: DmaBufAttachment): void {
+  const k = dmabuf.kernel;
+  if (warnOn(k, attach.dmabuf !== dmabuf || attach.detached, 'dmabuf-detach-bad-args', { ino: dmabuf.ino })) {
+    return;
+  }
+  dmaResvMightLock(dmabuf.resv, 'dma_buf_detach');
+  if (attach.liveMaps.size > 0) {
+    k.warn('dmabuf-detach-while-mapped', 'detach with mappings still live (importer must unmap first)', {
+      ino: dmabuf.ino,
+      device: attach.dev.name,
+      mappings: attach.liveMaps.size,
+    });
+    for (const sgt of attach.liveMaps) SgTable.kill(sgt);
+    attach.liveMaps.clear();
+  }
+  const idx = dmabuf.attachments.indexOf(attach);
+  assert(idx >= 0, 'attachment not on its buffer list');
+  dmabuf.attachments.splice(idx, 1);
+  attach.detached = true;
+  dmabuf.ops.detach?.(dmabuf, attach);
+  k.channels.publish('kernel:dmabuf:detach', { ino: dmabuf.ino, device: attach.dev.name, dynamic: attach.dynamic });
+}
+
+/** `dma_buf_pin`: dynamic importers only, resv held. */
+export function dmaBufPin(attach: DmaBufAttachment): number {
+  const dmabuf = attach.dmabuf;
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_pin');
+  warnOn(dmabuf.kernel, !attach.dynamic, 'dmabuf-pin-static-importer', { ino: dmabuf.ino });
+  return dmabuf.ops.pin ? dmabuf.ops.pin(attach) : 0;
+}
+
+/** `dma_buf_unpin`. */
+export function dmaBufUnpin(attach: DmaBufAttachment): void {
+  const dmabuf = attach.dmabuf;
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_unpin');
+  warnOn(dmabuf.kernel, !attach.dynamic, 'dmabuf-pin-static-importer', { ino: dmabuf.ino });
+  dmabuf.ops.unpin?.(attach);
+}
+
+/** Static importers are pinned for the life of a mapping, when the exporter can pin ([MM] rule). */
+function pinOnMap(attach: DmaBufAttachment): boolean {
+  return attach.dmabuf.ops.pin !== undefined && !attach.dynamic;
+}
+
+/** `dma_buf_map_attachment`: caller holds the resv lock. Returns DMA addresses only. */
+export function dmaBufMapAttachment(attach: DmaBufAttachment, dir: DmaDataDirection): SgTable | Errno {
+  const dmabuf = attach.dmabuf;
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_map_attachment');
+  const k = dmabuf.kernel;
+  if (warnOn(k, attach.detached || dmabuf.released, 'dmabuf-map-detached', { ino: dmabuf.ino })) return -EINVAL;
+  if (pinOnMap(attach)) {
+    const ret = dmabuf.ops.pin?.(attach) ?? 0;
+    if (ret) return ret;
+  }
+  let sgt = dmabuf.ops.mapDmaBuf(attach, dir);
+  if (sgt === null) sgt = -ENOMEM;
+  if (isErr(sgt)) {
+    if (pinOnMap(attach)) dmabuf.ops.unpin?.(attach);
+    return sgt;
+  }
+  if (!attach.dynamic) {
+    // Static importers may not have seen a move's fence: wait for KERNEL fences, interruptibly.
+    const ret = dmaResvWaitTimeout(dmabuf.resv, DMA_RESV_USAGE_KERNEL, true, Number.MAX_SAFE_INTEGER);
+    if (ret < 0) {
+      dmabuf.ops.unmapDmaBuf(attach, sgt, dir);
+      if (pinOnMap(attach)) dmabuf.ops.unpin?.(attach);
+      return ret;
+    }
+  }
+  attach.liveMaps.add(sgt);
+  k.channels.publish('kernel:dmabuf:map', {
+    ino: dmabuf.ino,
+    device: attach.dev.name,
+    dir,
+    dmaAddresses: sgt.entries.map((e) => e.dmaAddress),
+  });
+  return sgt;
+}
+
+/** `dma_buf_unmap_attachment`: caller holds the resv lock. */
+export function dmaBufUnmapAttachment(attach: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
+  const dmabuf = attach.dmabuf;
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_unmap_attachment');
+  if (warnOn(dmabuf.kernel, !attach.liveMaps.has(sgt), 'dmabuf-unmap-unknown', { ino: dmabuf.ino, sgt: sgt.id })) {
+    return;
+  }
+  attach.liveMaps.delete(sgt);
+  dmabuf.ops.unmapDmaBuf(attach, sgt, dir);
+  if (pinOnMap(attach)) dmabuf.ops.unpin?.(attach);
+  dmabuf.kernel.channels.publish('kernel:dmabuf:unmap', {
+    ino: dmabuf.ino,
+    device: attach.dev.name,
+    dir,
+    dmaAddresses: sgt.entries.map((e) => e.dmaAddress),
+  });
+}
+
+/** `dma_buf_map_attachment_unlocked`: takes and drops the resv lock around the map. */
+export function dmaBufMapAttachmentUnlocked(attach: DmaBufAttachment, dir: DmaDataDirection): SgTable | Errno {
+  const resv = attach.dmabuf.resv;
+  const ret = dmaResvLock(resv, null);
+  if (ret) return ret;
+  try {
+    return dmaBufMapAttachment(attach, dir);
+  } finally {
+    dmaResvUnlock(resv);
+  }
+}
+
+/** `dma_buf_unmap_attachment_unlocked`. */
+export function dmaBufUnmapAttachmentUnlocked(attach: DmaBufAttachment, sgt: SgTable, dir: DmaDataDirection): void {
+  const resv = attach.dmabuf.resv;
+  const ret = dmaResvLock(resv, null);
+  if (ret) return;
+  try {
+    dmaBufUnmapAttachment(attach, sgt, dir);
+  } finally {
+    dmaResvUnlock(resv);
+  }
+}
+
+/** `dma_buf_move_notify`: exporter holds the resv lock; every dynamic importer is told. */
+export function dmaBufMoveNotify(dmabuf: DmaBuf): void {
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_move_notify');
+  const told: string[] = [];
+  for (const a of [...dmabuf.attachments]) {
+    if (a.importerOps === null) continue;
+    told.push(a.dev.name);
+    a.importerOps.moveNotify(a);
+  }
+  dmabuf.kernel.channels.publish('kernel:dmabuf:move-notify', { ino: dmabuf.ino, importers: told });
+}
+
+// --- CPU access --------------------------------------------------------------------------------
+
+/** `dma_buf_begin_cpu_access`: exporter's cache maintenance, then wait for the fences that conflict. */
+export function dmaBufBeginCpuAccess(dmabuf: DmaBuf, dir: DmaDataDirection): number {
+  dmaResvMightLock(dmabuf.resv, 'dma_buf_begin_cpu_access');
+  const write = dir === DMA_BIDIRECTIONAL || dir === DMA_TO_DEVICE;
+  let ret = dmabuf.ops.beginCpuAccess ? dmabuf.ops.beginCpuAccess(dmabuf, dir) : 0;
+  if (ret === 0) {
+    const waited = dmaResvWaitTimeout(dmabuf.resv, dmaResvUsageRw(write), true, Number.MAX_SAFE_INTEGER);
+    ret = Math.min(waited, 0);
+  }
+  return ret;
+}
+
+/** `dma_buf_end_cpu_access`: exporter's cache maintenance only; never waits. */
+export function dmaBufEndCpuAccess(dmabuf: DmaBuf, dir: DmaDataDirection): number {
+  dmaResvMightLock(dmabuf.resv, 'dma_buf_end_cpu_access');
+  return dmabuf.ops.endCpuAccess ? dmabuf.ops.endCpuAccess(dmabuf, dir) : 0;
+}
+
+// --- device access through a mapping (what a DMA engine does) ---------------------------------
+
+/**
+ * A device reads or writes bytes of a buffer through one of its live mappings. A table that was unmapped,
+ * invalidated by detach or freed with its buffer is a misuse (an IOMMU fault on real hardware): reported,
+ * and the access is refused with -EFAULT.
+ */
+export function dmaBufDeviceSpans(
+  attach: DmaBufAttachment,
+  sgt: SgTable,
+  offset: number,
+  lengthBytes: number,
+): Uint8Array[] | Errno {
+  const k = attach.dmabuf.kernel;
+  if (!attach.liveMaps.has(sgt) || !sgt.live) {
+    k.warn('dma-access-unmapped', `${attach.dev.name} accessed a mapping that is no longer live`, {
+      ino: attach.dmabuf.ino,
+      device: attach.dev.name,
+      sgt: sgt.id,
+    });
+    return -EFAULT;
+  }
+  if (offset < 0 || lengthBytes < 0 || offset + lengthBytes > sgt.totalBytes) return -EINVAL;
+  return k.dma.deviceSpans(sgt, offset, lengthBytes);
+}
+
+// --- the file: ioctl, mmap, llseek, fdinfo -----------------------------------------------------
+
+function dmaBufIoctl(file: File, cmd: number, arg: unknown): number {
+  const dmabuf = file.privateData as DmaBuf;
+  switch (cmd) {
+    case DMA_BUF_IOCTL_SYNC:
+      return dmaBufIoctlSync(dmabuf, arg);
+    case DMA_BUF_SET_NAME_A:
+    case DMA_BUF_SET_NAME_B:
+      return dmaBufSetName(dmabuf, arg);
+    case DMA_BUF_IOCTL_EXPORT_SYNC_FILE:
+    case DMA_BUF_IOCTL_IMPORT_SYNC_FILE:
+      // As a kernel built without CONFIG_SYNC_FILE; sync_file arrives with the fences issue.
+      return -ENOTTY;
+    default:
+      return -ENOTTY;
+  }
+}
+
+function dmaBufIoctlSync(dmabuf: DmaBuf, arg: unknown): number {
+  const kbuf = copyFromUser(arg, dma_buf_sync, 8, 8);
+  if (typeof kbuf === 'number') return kbuf;
+  const flags = BigInt(kget(kbuf, dma_buf_sync, 'flags'));
+  if (flags & ~BigInt(DMA_BUF_SYNC_VALID_FLAGS_MASK)) return -EINVAL;
+  let dir: DmaDataDirection;
+  switch (Number(flags) & DMA_BUF_SYNC_RW) {
+    case DMA_BUF_SYNC_READ:
+      dir = DMA_FROM_DEVICE;
+      break;
+    case DMA_BUF_SYNC_WRITE:
+      dir = DMA_TO_DEVICE;
+      break;
+    case DMA_BUF_SYNC_RW:
+      dir = DMA_BIDIRECTIONAL;
+      break;
+    default:
+      return -EINVAL;
+  }
+  const end = (Number(flags) & DMA_BUF_SYNC_END) !== 0;
+  const result = end ? dmaBufEndCpuAccess(dmabuf, dir) : dmaBufBeginCpuAccess(dmabuf, dir);
+  dmabuf.kernel.channels.publish('kernel:dmabuf:cpu-access', {
+    ino: dmabuf.ino,
+    pid: dmabuf.kernel.current.pid,
+    flags: Number(flags),
+    result,
+  });
+  return result;
+}
+
+/** `dma_buf_set_name`: any time, any number of times (no -EBUSY since v5.16). */
+function dmaBufSetName(dmabuf: DmaBuf, arg: unknown): number {
+  const name = strndupUser(arg, DMA_BUF_NAME_LEN);
+  if (typeof name === 'number') return name;
+  dmabuf.name = name;
+  return 0;
+}
+
+function dmaBufLlseek(file: File, offset: number, whence: number): number {
+  const dmabuf = file.privateData as DmaBuf;
+  let base: number;
+  if (whence === SEEK_END) base = dmabuf.sizeBytes;
+  else if (whence === SEEK_SET) base = 0;
+  else return -EINVAL;
+  if (offset !== 0) return -EINVAL;
+  return base + offset;
+}
+
+function dmaBufMmapInternal(file: File, vma: Vma): number {
+  const dmabuf = file.privateData as DmaBuf;
+  if (!dmabuf.ops.mmap) return -EINVAL;
+  const pages = (vma.end - vma.start) >> PAGE_SHIFT;
+  if (vma.pgoff + pages > dmabuf.sizeBytes >> PAGE_SHIFT) return -EINVAL;
+  return dmabuf.ops.mmap(dmabuf, vma);
+}
+
+function dmaBufShowFdinfo(file: File): string {
+  const dmabuf = file.privateData as DmaBuf;
+  let s = `size:\t${dmabuf.sizeBytes}\ncount:\t${file.refCount}\nexp_name:\t${dmabuf.expName}\n`;
+  if (dmabuf.name !== null) s += `name:\t${dmabuf.name}\n`;
+  return s;
+}
+
+export const dmaBufFops: FileOperations = Object.freeze({
+  name: 'dmabuf',
+  llseek: dmaBufLlseek,
+  unlockedIoctl: dmaBufIoctl,
+  mmap: dmaBufMmapInternal,
+  release: dmaBufRelease,
+  showFdinfo: dmaBufShowFdinfo,
+  dname: (file: File) => `/dmabuf:${(file.privateData as DmaBuf).name ?? ''}`,
+});
+
+// --- debugfs --------------------------------------------------------------------------------
+
+const pad8 = (n: number, base = 10): string => n.toString(base).padStart(8, '0');
+
+/** `/sys/kernel/debug/dma_buf/bufinfo`, in `dma_buf_debug_show`'s exact format. */
+export function dmaBufDebugShow(list: DmaBufList): string {
+  let s = '\nDma-buf Objects:\n';
+  s += `${'size'.padEnd(8)}\t${'flags'.padEnd(8)}\t${'mode'.padEnd(8)}\t${'count'.padEnd(8)}\texp_name\t${'ino'.padEnd(8)}\tname\n`;
+  let count = 0;
+  let sizeBytes = 0;
+  for (const b of list.bufs) {
+    s += `${pad8(b.sizeBytes)}\t${pad8(b.file.fFlags, 16)}\t${pad8(b.file.fMode, 16)}\t${pad8(b.file.refCount)}\t${b.expName}\t${pad8(b.ino)}\t${b.name ?? '<none>'}\n`;
+    for (const line of dmaResvDescribe(b.resv)) s += `\t${line}\n`;
+    s += '\tAttached Devices:\n';
+    for (const a of b.attachments) s += `\t${a.dev.name}\n`;
+    s += `Total ${b.attachments.length} devices attached\n\n`;
+    count++;
+    sizeBytes += b.sizeBytes;
+  }
+  s += `\nTotal ${count} objects, ${sizeBytes} bytes\n`;
+  return s;
+}
+
+function warnOn(k: KernelCore, cond: boolean, rule: string, objects: Record<string, string | number> = {}): boolean {
+  if (cond) k.warn(rule, `WARN_ON: ${rule}`, objects);
+  return cond;
+}
