@@ -36,7 +36,7 @@ import {
   dmaResvUsageRw,
   dmaResvWaitTimeout,
 } from './dma-resv.js';
-import { EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, type Errno, isErr } from './errno.js';
+import { EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, EOVERFLOW, type Errno, isErr } from './errno.js';
 import { File, type FileOperations, FMODE_LSEEK } from './file.js';
 import type { KernelCore } from './kernel-core.js';
 import { limits } from './limits.js';
@@ -79,6 +79,16 @@ export interface DmaBufOps {
   beginCpuAccess?(dmabuf: DmaBuf, dir: DmaDataDirection): number;
   endCpuAccess?(dmabuf: DmaBuf, dir: DmaDataDirection): number;
   mmap?(dmabuf: DmaBuf, vma: Vma): number;
+  /** A kernel CPU mapping of the whole buffer; called once per 0→1 of the vmap count. */
+  vmap?(dmabuf: DmaBuf): KernelVmap | Errno;
+  vunmap?(dmabuf: DmaBuf, map: KernelVmap): void;
+}
+
+/** `struct iosys_map`: the kernel's CPU view of a buffer. Loads and stores go through the CPU cache
+ * for a cached (PAGE_KERNEL) mapping, straight to memory for a write-combined one. */
+export interface KernelVmap {
+  read(offset: number, lengthBytes: number): Uint8Array;
+  write(offset: number, data: Uint8Array): void;
 }
 
 /** `struct dma_buf_export_info`. */
@@ -151,6 +161,9 @@ export class DmaBuf {
   readonly attachments: DmaBufAttachment[] = [];
   owner: DmaBufOwner | null = null;
   released = false;
+  /** `vmapping_counter` and `vmap_ptr`. */
+  vmappingCounter = 0;
+  vmapPtr: KernelVmap | null = null;
 
   constructor(kernel: KernelCore, ino: number, info: DmaBufExportInfo) {
     this.kernel = kernel;
@@ -216,6 +229,7 @@ function dmaBufRelease(file: File): void {
   const dmabuf = file.privateData as DmaBuf;
   const k = dmabuf.kernel;
   bugOn(dmabuf.released, `dma-buf ${dmabuf.ino} released twice`);
+  bugOn(dmabuf.vmappingCounter !== 0, `dma-buf ${dmabuf.ino} released while vmapped`);
   dmabuf.ops.release(dmabuf);
   if (dmabuf.attachments.length > 0) {
     k.warn('dmabuf-release-with-attachments', 'dma-buf released while importers are still attached', {
@@ -418,6 +432,74 @@ export function dmaBufBeginCpuAccess(dmabuf: DmaBuf, dir: DmaDataDirection): num
 export function dmaBufEndCpuAccess(dmabuf: DmaBuf, dir: DmaDataDirection): number {
   dmaResvMightLock(dmabuf.resv, 'dma_buf_end_cpu_access');
   return dmabuf.ops.endCpuAccess ? dmabuf.ops.endCpuAccess(dmabuf, dir) : 0;
+}
+
+// --- kernel mappings: vmap and dma_buf_mmap --------------------------------------------------
+
+/** `dma_buf_vmap`: resv held; refcounted, the exporter's vmap runs on the first map only. */
+export function dmaBufVmap(dmabuf: DmaBuf): KernelVmap | Errno {
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_vmap');
+  if (!dmabuf.ops.vmap) return -EINVAL;
+  if (dmabuf.vmappingCounter > 0) {
+    assert(dmabuf.vmapPtr !== null, 'vmap counted without a pointer');
+    dmabuf.vmappingCounter++;
+    return dmabuf.vmapPtr;
+  }
+  const map = dmabuf.ops.vmap(dmabuf);
+  if (isErr(map)) {
+    dmabuf.kernel.warn('dmabuf-vmap-failed', `exporter vmap failed with ${map}`, { ino: dmabuf.ino });
+    return map;
+  }
+  dmabuf.vmapPtr = map;
+  dmabuf.vmappingCounter = 1;
+  return map;
+}
+
+/** `dma_buf_vunmap`: resv held; BUG on an unbalanced or foreign map, exporter vunmap at zero. */
+export function dmaBufVunmap(dmabuf: DmaBuf, map: KernelVmap): void {
+  dmaResvAssertHeld(dmabuf.resv, 'dma_buf_vunmap');
+  bugOn(dmabuf.vmappingCounter === 0, `dma_buf_vunmap of ino ${dmabuf.ino} with no vmap`);
+  bugOn(dmabuf.vmapPtr !== map, `dma_buf_vunmap of ino ${dmabuf.ino} with a foreign map`);
+  dmabuf.vmappingCounter--;
+  if (dmabuf.vmappingCounter === 0) {
+    dmabuf.ops.vunmap?.(dmabuf, map);
+    dmabuf.vmapPtr = null;
+  }
+}
+
+/** `dma_buf_vmap_unlocked`. */
+export function dmaBufVmapUnlocked(dmabuf: DmaBuf): KernelVmap | Errno {
+  const ret = dmaResvLock(dmabuf.resv, null);
+  if (ret) return ret;
+  try {
+    return dmaBufVmap(dmabuf);
+  } finally {
+    dmaResvUnlock(dmabuf.resv);
+  }
+}
+
+/** `dma_buf_vunmap_unlocked`. */
+export function dmaBufVunmapUnlocked(dmabuf: DmaBuf, map: KernelVmap): void {
+  const ret = dmaResvLock(dmabuf.resv, null);
+  if (ret) return;
+  try {
+    dmaBufVunmap(dmabuf, map);
+  } finally {
+    dmaResvUnlock(dmabuf.resv);
+  }
+}
+
+/**
+ * `dma_buf_mmap(dmabuf, vma, pgoff)`: an importer forwarding its own mmap to the exporter. The VMA is
+ * retargeted at the dma-buf's file (taking a reference, dropping the importer file's), as the kernel does.
+ */
+export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pgoff: number): number {
+  if (!dmabuf.ops.mmap) return -EINVAL;
+  const pages = (vma.end - vma.start) >> PAGE_SHIFT;
+  if (pgoff + pages < pgoff || pgoff + pages > Number.MAX_SAFE_INTEGER) return -EOVERFLOW;
+  if (pgoff + pages > dmabuf.sizeBytes >> PAGE_SHIFT) return -EINVAL;
+  vma.pgoff = pgoff;
+  return dmabuf.ops.mmap(dmabuf, vma);
 }
 
 // --- device access through a mapping (what a DMA engine does) ---------------------------------

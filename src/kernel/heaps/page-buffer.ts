@@ -12,11 +12,12 @@
  * - `release` hands the pages back to the heap's allocator through `free`; nothing else frees them.
  */
 import { assert } from '../assert.js';
-import type { DmaBuf, DmaBufAttachment, DmaBufOps } from '../dma-buf.js';
+import type { DmaBuf, DmaBufAttachment, DmaBufOps, KernelVmap } from '../dma-buf.js';
 import { DMA_ATTR_SKIP_CPU_SYNC, type DmaDataDirection, type SgTable } from '../dma-mapping.js';
 import { EINVAL } from '../errno.js';
 import type { PageRun } from '../memory.js';
 import { isCowMapping, VM_FAULT_SIGBUS, VM_IO, VM_MAYSHARE, VM_PFNMAP, VM_SHARED, type Vma } from '../mm.js';
+import { PAGE_SIZE } from '../uapi.js';
 
 /**
  * How the exporter's mmap installs pages:
@@ -89,7 +90,7 @@ export function pageBufferOps(style: MmapStyle): DmaBufOps {
     },
     mmap(d: DmaBuf, vma: Vma): number {
       const buf = bufOf(d);
-      const pages = (vma.end - vma.start) / 4096;
+      const pages = (vma.end - vma.start) / PAGE_SIZE;
       if (style === 'remap-per-page' && isCowMapping(vma.vmFlags) && pages !== 1) return -EINVAL;
       if (style === 'fault-shared-only') {
         if (!(vma.vmFlags & (VM_SHARED | VM_MAYSHARE))) return -EINVAL;
@@ -102,6 +103,39 @@ export function pageBufferOps(style: MmapStyle): DmaBufOps {
       };
       return 0;
     },
+    vmap(d: DmaBuf): KernelVmap {
+      const buf = bufOf(d);
+      const pfns = pfnTable(buf);
+      const { cache, mem } = d.kernel;
+      // Walk the buffer page by page: a vmap is virtually contiguous, its pages need not be.
+      const walk = (offset: number, lengthBytes: number, fn: (phys: number, at: number, n: number) => void) => {
+        assert(offset >= 0 && offset + lengthBytes <= buf.pageCount * PAGE_SIZE, 'vmap access out of bounds');
+        let done = 0;
+        while (done < lengthBytes) {
+          const off = offset + done;
+          const n = Math.min(PAGE_SIZE - (off % PAGE_SIZE), lengthBytes - done);
+          fn((pfns[Math.floor(off / PAGE_SIZE)] ?? 0) * PAGE_SIZE + (off % PAGE_SIZE), done, n);
+          done += n;
+        }
+      };
+      return {
+        read(offset: number, lengthBytes: number): Uint8Array {
+          const out = new Uint8Array(lengthBytes);
+          walk(offset, lengthBytes, (phys, at, n) => {
+            if (buf.cached) cache.read(phys, out.subarray(at, at + n));
+            else out.set(mem.view(phys, n), at);
+          });
+          return out;
+        },
+        write(offset: number, data: Uint8Array): void {
+          walk(offset, data.length, (phys, at, n) => {
+            if (buf.cached) cache.write(phys, data.subarray(at, at + n));
+            else mem.view(phys, n).set(data.subarray(at, at + n));
+          });
+        },
+      };
+    },
+    vunmap(): void {},
     release(d: DmaBuf): void {
       bufOf(d).free();
     },
