@@ -174,6 +174,7 @@ export class DmaBuf {
     this.expName = info.expName ?? 'dmafarm';
     this.resv = info.resv ?? new DmaResv(kernel);
     this.file = new File(dmaBufFops, info.flags, this, FMODE_LSEEK);
+    this.file.ino = ino;
   }
 }
 
@@ -630,7 +631,8 @@ export function dmaBufDebugShow(list: DmaBufList): string {
   s += `${'size'.padEnd(8)}\t${'flags'.padEnd(8)}\t${'mode'.padEnd(8)}\t${'count'.padEnd(8)}\texp_name\t${'ino'.padEnd(8)}\tname\n`;
   let count = 0;
   let sizeBytes = 0;
-  for (const b of list.bufs) {
+  // `__dma_buf_list_add` uses list_add: the newest buffer is listed first.
+  for (const b of [...list.bufs].reverse()) {
     s += `${pad8(b.sizeBytes)}\t${pad8(b.file.fFlags, 16)}\t${pad8(b.file.fMode, 16)}\t${pad8(b.file.refCount)}\t${b.expName}\t${pad8(b.ino)}\t${b.name ?? '<none>'}\n`;
     for (const line of dmaResvDescribe(b.resv)) s += `\t${line}\n`;
     s += '\tAttached Devices:\n';

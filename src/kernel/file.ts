@@ -40,6 +40,8 @@ let nextFileId = 1;
 
 export class File {
   readonly id = nextFileId++;
+  /** Inode number shown by fdinfo; pseudo files (dma-bufs) set their own, others use the file id. */
+  ino = this.id;
   readonly fops: FileOperations;
   fFlags: number;
   readonly fMode: number;

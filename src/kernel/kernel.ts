@@ -28,7 +28,7 @@ import { type Arena, PhysicalMemory } from './memory.js';
 import { BuddyAllocator } from './page-alloc.js';
 import { Process, type ProcessOptions } from './process.js';
 import { Channels, type Warning } from './trace.js';
-import { PAGE_SIZE } from './uapi.js';
+import { O_CLOEXEC, PAGE_SIZE } from './uapi.js';
 import { devNullInode, type Inode, seqFileInode, Vfs } from './vfs.js';
 import { VGEM_DEVICE_PATH, Vgem } from './vgem.js';
 
@@ -147,6 +147,8 @@ export class Kernel implements KernelCore {
     }
     this.vfs.register('/dev/null', devNullInode);
     if (options.vgem ?? true) this.vfs.register(VGEM_DEVICE_PATH, this.vgem.inode);
+    // debugfs is mounted 0700 root (fs/debugfs/inode.c): only root may look inside.
+    this.vfs.registerDir('/sys/kernel/debug', { mode: 0o700, uid: 0, gid: 0 });
     this.vfs.register(
       '/sys/kernel/debug/dma_buf/bufinfo',
       seqFileInode(0o444, () => dmaBufDebugShow(this.dmaBufList)),
@@ -184,8 +186,9 @@ export class Kernel implements KernelCore {
     const file = proc?.files.lookup(fd);
     if (!/^\d+$/.test(rest) || proc === undefined || file === undefined) return undefined;
     return seqFileInode(0o444, () => {
-      const flags = (file.fFlags | (proc.files.isCloexec(fd) ? 0x80000 : 0)).toString(8).padStart(7, '0');
-      return `pos:\t${file.pos}\nflags:\t${flags}\nmnt_id:\t0\nino:\t${file.id}\n${file.fops.showFdinfo?.(file) ?? ''}`;
+      // fs/proc/fd.c seq_show: "flags:\t0%o" with O_CLOEXEC folded in from the fd table.
+      const flags = (file.fFlags | (proc.files.isCloexec(fd) ? O_CLOEXEC : 0)).toString(8);
+      return `pos:\t${file.pos}\nflags:\t0${flags}\nmnt_id:\t0\nino:\t${file.ino}\n${file.fops.showFdinfo?.(file) ?? ''}`;
     });
   }
 

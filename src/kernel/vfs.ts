@@ -36,8 +36,46 @@ export function mayOpen(inode: Inode, flags: number, task: Task): boolean {
   return (bits & want) === want;
 }
 
+export interface DirMode {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Search (x) permission on a directory, root bypassing it as CAP_DAC_READ_SEARCH does. */
+function maySearch(dir: DirMode, task: Task): boolean {
+  if (task.uid === 0) return true;
+  let bits: number;
+  if (task.uid === dir.uid) bits = (dir.mode >> 6) & 7;
+  else if (task.gid === dir.gid) bits = (dir.mode >> 3) & 7;
+  else bits = dir.mode & 7;
+  return (bits & 1) === 1;
+}
+
 export class Vfs {
   private readonly nodes = new Map<string, Inode>();
+  /** Directories with explicit permissions; others are implicit and 0755 root. */
+  private readonly dirs = new Map<string, DirMode>();
+
+  registerDir(path: string, mode: DirMode): void {
+    assert(path.startsWith('/') && !path.endsWith('/'), `bad path ${path}`);
+    this.dirs.set(path, mode);
+  }
+
+  /** Path walk permission: every explicit ancestor directory must be searchable (-EACCES otherwise). */
+  private walkAllowed(path: string, task: Task): boolean {
+    for (const [dir, mode] of this.dirs) {
+      if ((path === dir || path.startsWith(`${dir}/`)) && path !== dir && !maySearch(mode, task)) return false;
+    }
+    return true;
+  }
+
+  /** readdir needs read and search permission on the directory itself. */
+  private mayList(path: string, task: Task): boolean {
+    const mode = this.dirs.get(path);
+    if (mode === undefined || task.uid === 0) return true;
+    return maySearch(mode, task) && mayOpen({ ...mode, open: () => -ENOENT }, 0, task);
+  }
   private readonly dynamic: { prefix: string; resolve: (rest: string, task: Task) => Inode | undefined }[] = [];
 
   register(path: string, inode: Inode): void {
@@ -68,15 +106,19 @@ export class Vfs {
   /** `open(2)` path resolution and permission check. */
   open(path: string, flags: number, task: Task): File | Errno {
     if (typeof path !== 'string' || !path.startsWith('/')) return -ENOENT;
+    if (!this.walkAllowed(path, task)) return -EACCES;
     const node = this.lookup(path, task);
     if (node === undefined) return -ENOENT;
-    if (node === 'dir') return (flags & O_ACCMODE) === 0 ? -EISDIR : -EISDIR;
+    // Opening a directory for I/O is -EISDIR; directories are only listed here (readdir).
+    if (node === 'dir') return -EISDIR;
     if (!mayOpen(node, flags, task)) return -EACCES;
     return node.open(flags, task);
   }
 
   /** Directory entries, with `.` and `..` first as readdir(3) returns them. */
   readdir(path: string, task: Task): string[] | Errno {
+    if (typeof path !== 'string' || !path.startsWith('/')) return -ENOENT;
+    if (!this.walkAllowed(path, task) || !this.mayList(path, task)) return -EACCES;
     const node = this.lookup(path, task);
     if (node === undefined) return -ENOENT;
     if (node !== 'dir') return -ENOTDIR;
