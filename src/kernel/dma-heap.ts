@@ -210,13 +210,15 @@ export class DmaHeapRegistry {
     const page = BigInt(PAGE_SIZE);
     const aligned = BigInt.asUintN(64, (len + page - 1n) & ~(page - 1n));
     if (aligned === 0n) return -EINVAL;
-    // Anything past what a JS number holds exactly is past every heap's capacity.
-    if (aligned > BigInt(Number.MAX_SAFE_INTEGER)) return -ENOMEM;
+    // Past 2^53 a JS number is inexact, but it is also past every heap's capacity: the heap's
+    // allocate still gets the call and fails it with -ENOMEM, as the kernel's would.
     return { lenBytes: Number(aligned), fdFlags, heapFlags };
   }
 
   private callAllocate(heap: DmaHeap, lenBytes: number, fdFlags: number, heapFlags: bigint): DmaBuf | Errno {
-    const dmabuf = heap.ops.allocate(heap, lenBytes, fdFlags, heapFlags);
+    // A length past 2^53 is inexact as a JS number; no heap could satisfy it, so it fails here with the
+    // heap's errno and is booked as that heap's failure, exactly as if the heap had tried.
+    const dmabuf = lenBytes > Number.MAX_SAFE_INTEGER ? -ENOMEM : heap.ops.allocate(heap, lenBytes, fdFlags, heapFlags);
     if (isErr(dmabuf)) {
       heap.stats.allocFailures++;
       this.k.channels.publish('kernel:heap:alloc-fail', {
