@@ -3,6 +3,7 @@
  * the `Kernel` class, so each object file stays a leaf that tests can build with a stub core.
  */
 import type { CpuCache } from './cpu-cache.js';
+import type { FenceTable } from './dma-fence.js';
 import type { DmaMapping } from './dma-mapping.js';
 import type { FdTable } from './file.js';
 import type { PhysicalMemory } from './memory.js';
@@ -21,6 +22,7 @@ export interface KernelCore {
   readonly cache: CpuCache;
   readonly dma: DmaMapping;
   readonly channels: Channels;
+  readonly fences: FenceTable;
   /** The running task. Syscalls set it for their duration. */
   readonly current: Task;
   /** Monotonic clock (CLOCK_MONOTONIC), nanoseconds. */

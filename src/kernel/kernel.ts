@@ -15,6 +15,7 @@ import { assert } from './assert.js';
 import { BitmapArea } from './bitmap-area.js';
 import { CpuCache } from './cpu-cache.js';
 import { DmaBufList, dmaBufDebugShow } from './dma-buf.js';
+import { FenceTable } from './dma-fence.js';
 import { type AllocFdPublish, type DmaHeap, DmaHeapRegistry } from './dma-heap.js';
 import { DmaMapping } from './dma-mapping.js';
 import { type Errno, isErr } from './errno.js';
@@ -78,6 +79,8 @@ export class Kernel implements KernelCore {
   readonly heaps: DmaHeapRegistry;
   readonly vfs = new Vfs();
   readonly vgem: Vgem;
+  /** The shared fence table every thread maps. */
+  readonly fences: FenceTable;
   readonly warnings: Warning[] = [];
   warningCount = 0;
 
@@ -91,6 +94,10 @@ export class Kernel implements KernelCore {
     const memOpts = { ...defaultMemory, ...options.memory };
     this.clockNs = options.clockNs ?? (() => Number(process.hrtime.bigint()));
     this.channels = new Channels(() => this.clockNs());
+    this.fences = FenceTable.create(limits.fenceCountMax, {
+      nowNs: () => this.clockNs(),
+      onMisuse: (m) => this.warn(m.rule, m.message, { fence: m.fence }),
+    });
     this.cache = new CpuCache(this.mem, memOpts.cpuCacheBytes, memOpts.cpuCacheWays);
     this.dma = new DmaMapping(this.mem, this.cache);
     this.heaps = new DmaHeapRegistry(this, this.dmaBufList, options.compat?.allocFdPublish ?? 'new');

@@ -29,6 +29,8 @@ export const limits = Object.freeze({
   arenaBytesMax: 1 << 30,
   /** Bytes per `read()` of a debugfs file. */
   debugfsReadBytesMax: 1 << 20,
+  /** Fences alive at once in the shared fence table (dma-fence.ts); past it dma_fence_init is -ENOMEM. */
+  fenceCountMax: 1 << 16,
   /** Handles one vgem DRM file may hold. */
   vgemHandlesPerFileMax: 1 << 12,
 });
