@@ -17,6 +17,8 @@
  *   Dynamic importers supply `moveNotify`, are not pinned on map, and must re-map after a move.
  */
 import { assert, bugOn } from './assert.js';
+import { dmaFenceGetStub, dmaFencePut, MAX_SCHEDULE_TIMEOUT } from './dma-fence.js';
+import { dmaFenceUnwrapForEach } from './dma-fence-unwrap.js';
 import {
   type Device,
   DMA_BIDIRECTIONAL,
@@ -27,20 +29,31 @@ import {
 } from './dma-mapping.js';
 import {
   DMA_RESV_USAGE_KERNEL,
-  DmaResv,
+  DMA_RESV_USAGE_READ,
+  DMA_RESV_USAGE_WRITE,
+  type DmaResv,
+  type DmaResvUsage,
+  dmaResvAddFence,
   dmaResvAssertHeld,
   dmaResvDescribe,
+  dmaResvFini,
+  dmaResvGetFences,
+  dmaResvGetSingleton,
+  dmaResvInit,
   dmaResvLock,
   dmaResvMightLock,
+  dmaResvReserveFences,
+  dmaResvTestSignaled,
   dmaResvUnlock,
   dmaResvUsageRw,
   dmaResvWaitTimeout,
 } from './dma-resv.js';
-import { EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, EOVERFLOW, type Errno, isErr } from './errno.js';
+import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOMEM, ENOTTY, EOVERFLOW, type Errno, isErr } from './errno.js';
 import { File, type FileOperations, FMODE_LSEEK } from './file.js';
 import type { KernelCore } from './kernel-core.js';
 import { limits } from './limits.js';
 import type { Vma } from './mm.js';
+import { syncFileCreate, syncFileGetFence } from './sync-file.js';
 import {
   DMA_BUF_IOCTL_EXPORT_SYNC_FILE,
   DMA_BUF_IOCTL_IMPORT_SYNC_FILE,
@@ -53,12 +66,17 @@ import {
   DMA_BUF_SYNC_RW,
   DMA_BUF_SYNC_VALID_FLAGS_MASK,
   DMA_BUF_SYNC_WRITE,
+  dma_buf_export_sync_file,
   dma_buf_sync,
+  O_CLOEXEC,
   PAGE_SHIFT,
+  PAGE_SIZE,
+  POLLIN,
+  POLLOUT,
   SEEK_END,
   SEEK_SET,
 } from './uapi.js';
-import { copyFromUser, kget, strndupUser } from './usercopy.js';
+import { copyFromUser, copyToUser, kget, kset, strndupUser } from './usercopy.js';
 
 /** `struct dma_buf_attach_ops`: what a dynamic importer provides. */
 export interface DmaBufAttachOps {
@@ -165,14 +183,18 @@ export class DmaBuf {
   vmappingCounter = 0;
   vmapPtr: KernelVmap | null = null;
 
-  constructor(kernel: KernelCore, ino: number, info: DmaBufExportInfo) {
+  /** True when the resv is embedded (ours to finalise at release), not shared from another object. */
+  readonly ownsResv: boolean;
+
+  constructor(kernel: KernelCore, ino: number, info: DmaBufExportInfo, resv: DmaResv) {
     this.kernel = kernel;
     this.ino = ino;
     this.sizeBytes = info.sizeBytes;
     this.ops = info.ops;
     this.priv = info.priv;
     this.expName = info.expName ?? 'dmafarm';
-    this.resv = info.resv ?? new DmaResv(kernel);
+    this.resv = resv;
+    this.ownsResv = info.resv === undefined;
     this.file = new File(dmaBufFops, info.flags, this, FMODE_LSEEK);
     this.file.ino = ino;
   }
@@ -189,7 +211,9 @@ export function dmaBufExport(k: KernelCore, list: DmaBufList, info: DmaBufExport
   if (warnOn(k, !ops.pin !== !ops.unpin, 'dmabuf-export-pin-without-unpin')) return -EINVAL;
   if (list.bufs.size >= limits.dmaBufCountMax) return -ENOMEM;
   assert(info.sizeBytes > 0 && info.sizeBytes % (1 << PAGE_SHIFT) === 0, 'export of a non page-aligned size');
-  const dmabuf = new DmaBuf(k, list.nextIno++, info);
+  const resv = info.resv ?? dmaResvInit(k.resvs);
+  if (isErr(resv)) return resv;
+  const dmabuf = new DmaBuf(k, list.nextIno++, info, resv);
   list.bufs.add(dmabuf);
   dmaBufLists.set(dmabuf, list);
   k.channels.publish('kernel:dmabuf:export', {
@@ -240,6 +264,7 @@ function dmaBufRelease(file: File): void {
     // The pages are gone: any table still handed out now points at freed memory.
     for (const a of dmabuf.attachments) for (const sgt of a.liveMaps) SgTable.kill(sgt);
   }
+  if (dmabuf.ownsResv) dmaResvFini(dmabuf.resv);
   dmabuf.released = true;
   dmaBufLists.get(dmabuf)?.bufs.delete(dmabuf);
   dmabuf.owner?.onRelease?.(dmabuf);
@@ -334,6 +359,13 @@ export function dmaBufMapAttachment(attach: DmaBufAttachment, dir: DmaDataDirect
   if (warnOn(k, attach.detached || dmabuf.released, 'dmabuf-map-detached', { ino: dmabuf.ino })) return -EINVAL;
   if (pinOnMap(attach)) {
     const ret = dmabuf.ops.pin?.(attach) ?? 0;
+    // WARN_ON_ONCE(ret == -EBUSY): an exporter may not make a buffer inaccessible to a static importer.
+    if (ret === -EBUSY) {
+      k.warn('dmabuf-pin-on-map-busy', 'exporter refused to pin for a static importer (-EBUSY)', {
+        ino: dmabuf.ino,
+        device: attach.dev.name,
+      });
+    }
     if (ret) return ret;
   }
   let sgt = dmabuf.ops.mapDmaBuf(attach, dir);
@@ -344,7 +376,7 @@ export function dmaBufMapAttachment(attach: DmaBufAttachment, dir: DmaDataDirect
   }
   if (!attach.dynamic) {
     // Static importers may not have seen a move's fence: wait for KERNEL fences, interruptibly.
-    const ret = dmaResvWaitTimeout(dmabuf.resv, DMA_RESV_USAGE_KERNEL, true, Number.MAX_SAFE_INTEGER);
+    const ret = waitForFences(dmabuf, DMA_RESV_USAGE_KERNEL, 'dma_buf_map_attachment');
     if (ret < 0) {
       dmabuf.ops.unmapDmaBuf(attach, sgt, dir);
       if (pinOnMap(attach)) dmabuf.ops.unpin?.(attach);
@@ -423,10 +455,31 @@ export function dmaBufBeginCpuAccess(dmabuf: DmaBuf, dir: DmaDataDirection): num
   const write = dir === DMA_BIDIRECTIONAL || dir === DMA_TO_DEVICE;
   let ret = dmabuf.ops.beginCpuAccess ? dmabuf.ops.beginCpuAccess(dmabuf, dir) : 0;
   if (ret === 0) {
-    const waited = dmaResvWaitTimeout(dmabuf.resv, dmaResvUsageRw(write), true, Number.MAX_SAFE_INTEGER);
-    ret = Math.min(waited, 0);
+    ret = waitForFences(dmabuf, dmaResvUsageRw(write), 'dma_buf_begin_cpu_access');
   }
   return ret;
+}
+
+/**
+ * An interruptible, unbounded fence wait as the kernel does it — except that a synchronous wait may not
+ * hold the thread past `blockingWaitNsMax`: then it is reported as a hung task and ends as if a signal
+ * interrupted it (-EINTR). 0 when every fence of usage ≤ `usage` has signalled.
+ */
+function waitForFences(dmabuf: DmaBuf, usage: DmaResvUsage, site: string): number {
+  const k = dmabuf.kernel;
+  const budget = k.blockingWaitNsMax;
+  const r = dmaResvWaitTimeout(
+    dmabuf.resv,
+    usage,
+    true,
+    budget === Number.POSITIVE_INFINITY ? MAX_SCHEDULE_TIMEOUT : budget,
+  );
+  if (r > 0) return 0;
+  if (r === 0) {
+    k.warn('hung-task', `${site} blocked the kernel thread on unsignalled fences; interrupted`, { ino: dmabuf.ino });
+    return -EINTR;
+  }
+  return r;
 }
 
 /** `dma_buf_end_cpu_access`: exporter's cache maintenance only; never waits. */
@@ -496,9 +549,9 @@ export function dmaBufVunmapUnlocked(dmabuf: DmaBuf, map: KernelVmap): void {
  */
 export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pgoff: number): number {
   if (!dmabuf.ops.mmap) return -EINVAL;
-  const pages = (vma.end - vma.start) >> PAGE_SHIFT;
+  const pages = (vma.end - vma.start) / PAGE_SIZE; // not >>: VMAs may exceed 2^31 bytes
   if (pgoff + pages < pgoff || pgoff + pages > Number.MAX_SAFE_INTEGER) return -EOVERFLOW;
-  if (pgoff + pages > dmabuf.sizeBytes >> PAGE_SHIFT) return -EINVAL;
+  if (pgoff + pages > dmabuf.sizeBytes / PAGE_SIZE) return -EINVAL;
   vma.pgoff = pgoff;
   return dmabuf.ops.mmap(dmabuf, vma);
 }
@@ -540,9 +593,9 @@ function dmaBufIoctl(file: File, cmd: number, arg: unknown): number {
     case DMA_BUF_SET_NAME_B:
       return dmaBufSetName(dmabuf, arg);
     case DMA_BUF_IOCTL_EXPORT_SYNC_FILE:
+      return dmaBufExportSyncFile(dmabuf, arg);
     case DMA_BUF_IOCTL_IMPORT_SYNC_FILE:
-      // As a kernel built without CONFIG_SYNC_FILE; sync_file arrives with the fences issue.
-      return -ENOTTY;
+      return dmaBufImportSyncFile(dmabuf, arg);
     default:
       return -ENOTTY;
   }
@@ -578,6 +631,77 @@ function dmaBufIoctlSync(dmabuf: DmaBuf, arg: unknown): number {
   return result;
 }
 
+function syncFileFlags(kbuf: DataView): number {
+  const flags = kget(kbuf, dma_buf_export_sync_file, 'flags') as number;
+  if (flags & ~DMA_BUF_SYNC_RW) return -EINVAL;
+  if ((flags & DMA_BUF_SYNC_RW) === 0) return -EINVAL;
+  return flags;
+}
+
+/** `dma_buf_export_sync_file`: a snapshot of the fences a reader (or writer) would wait for. */
+function dmaBufExportSyncFile(dmabuf: DmaBuf, arg: unknown): number {
+  const k = dmabuf.kernel;
+  const kbuf = copyFromUser(arg, dma_buf_export_sync_file, 8, 8);
+  if (typeof kbuf === 'number') return kbuf;
+  const flags = syncFileFlags(kbuf);
+  if (flags < 0) return flags;
+  const files = k.currentFiles();
+  const fd = files.getUnusedFdFlags(O_CLOEXEC);
+  if (fd < 0) return fd;
+  const single = dmaResvGetSingleton(dmabuf.resv, dmaResvUsageRw((flags & DMA_BUF_SYNC_WRITE) !== 0));
+  if (isErr(single)) {
+    files.putUnusedFd(fd);
+    return single;
+  }
+  const fence = single ?? dmaFenceGetStub(k.fences);
+  const file = syncFileCreate(k, fence);
+  dmaFencePut(k.fences, fence);
+  kset(kbuf, dma_buf_export_sync_file, 'fd', fd);
+  if (copyToUser(arg, dma_buf_export_sync_file, kbuf, 8) < 0) {
+    file.put();
+    files.putUnusedFd(fd);
+    return -EFAULT;
+  }
+  files.fdInstall(fd, file);
+  return 0;
+}
+
+/** `dma_buf_import_sync_file`: every leaf of the sync_file's fence joins the resv as WRITE or READ. */
+function dmaBufImportSyncFile(dmabuf: DmaBuf, arg: unknown): number {
+  const k = dmabuf.kernel;
+  const kbuf = copyFromUser(arg, dma_buf_export_sync_file, 8, 8);
+  if (typeof kbuf === 'number') return kbuf;
+  const flags = syncFileFlags(kbuf);
+  if (flags < 0) return flags;
+  const fence = syncFileGetFence(k, kget(kbuf, dma_buf_export_sync_file, 'fd') as number);
+  if (fence === null) return -EINVAL;
+  const usage = flags & DMA_BUF_SYNC_WRITE ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ;
+  const leaves = [...dmaFenceUnwrapForEach(k.fences, fence)];
+  let ret = 0;
+  if (leaves.length > 0) {
+    const locked = dmaResvLock(dmabuf.resv, null);
+    if (locked) {
+      dmaFencePut(k.fences, fence);
+      return locked;
+    }
+    ret = dmaResvReserveFences(dmabuf.resv, leaves.length);
+    if (!ret) for (const f of leaves) dmaResvAddFence(dmabuf.resv, f, usage);
+    dmaResvUnlock(dmabuf.resv);
+  }
+  dmaFencePut(k.fences, fence);
+  return ret;
+}
+
+/** `dma_buf_poll`: POLLIN once writers are done (usage ≤ WRITE), POLLOUT once readers are too (≤ READ). */
+function dmaBufPoll(file: File): { mask: number; fences: readonly number[] } {
+  const dmabuf = file.privateData as DmaBuf;
+  let mask = 0;
+  if (dmaResvTestSignaled(dmabuf.resv, DMA_RESV_USAGE_WRITE)) mask |= POLLIN;
+  if (dmaResvTestSignaled(dmabuf.resv, DMA_RESV_USAGE_READ)) mask |= POLLOUT;
+  if (mask === (POLLIN | POLLOUT)) return { mask, fences: [] };
+  return { mask, fences: dmaResvGetFences(dmabuf.resv, DMA_RESV_USAGE_READ).map((e) => e.fence) };
+}
+
 /** `dma_buf_set_name`: any time, any number of times (no -EBUSY since v5.16). */
 function dmaBufSetName(dmabuf: DmaBuf, arg: unknown): number {
   const name = strndupUser(arg, DMA_BUF_NAME_LEN);
@@ -599,8 +723,8 @@ function dmaBufLlseek(file: File, offset: number, whence: number): number {
 function dmaBufMmapInternal(file: File, vma: Vma): number {
   const dmabuf = file.privateData as DmaBuf;
   if (!dmabuf.ops.mmap) return -EINVAL;
-  const pages = (vma.end - vma.start) >> PAGE_SHIFT;
-  if (vma.pgoff + pages > dmabuf.sizeBytes >> PAGE_SHIFT) return -EINVAL;
+  const pages = (vma.end - vma.start) / PAGE_SIZE; // not >>: VMAs may exceed 2^31 bytes
+  if (vma.pgoff + pages > dmabuf.sizeBytes / PAGE_SIZE) return -EINVAL;
   return dmabuf.ops.mmap(dmabuf, vma);
 }
 
@@ -617,6 +741,7 @@ export const dmaBufFops: FileOperations = Object.freeze({
   unlockedIoctl: dmaBufIoctl,
   mmap: dmaBufMmapInternal,
   release: dmaBufRelease,
+  poll: dmaBufPoll,
   showFdinfo: dmaBufShowFdinfo,
   dname: (file: File) => `/dmabuf:${(file.privateData as DmaBuf).name ?? ''}`,
 });

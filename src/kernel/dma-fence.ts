@@ -34,6 +34,8 @@ const H_FREE_LOCK = 1; // futex mutex guarding the free-slot stack
 const H_FREE_TOP = 2; // number of slots on the free stack
 const H_LIVE = 3; // fences currently allocated (for leak checks)
 const H_CAPACITY = 4;
+const H_ANY_WAITERS = 5; // threads in dma_fence_wait_any (poll): signallers then bump H_SIGNAL_SEQ
+const H_SIGNAL_SEQ = 6; // the doorbell wait-any sleeps on
 // Words 16..47: a hash of the ops name behind each ops id, written by the first thread that uses the id.
 // Ops are JavaScript, registered per thread in import order; if two threads ever disagree on what an id
 // means, the check in allocSlot/opsOf turns a silent mix-up into a KernelBug.
@@ -66,6 +68,13 @@ const SLOT_WORDS = 16;
 // wait sees STATE ≠ ACTIVE and returns at once ("not-equal"). If the load sees the add, notify is called,
 // and Atomics.wait's check-and-sleep is atomic with respect to notify. Either way nobody sleeps through a
 // signal. Skipping notify when WAITERS is 0 is what keeps an unwaited signal at two atomic operations.
+//
+// Waiting for any of several fences (poll, dma_fence_wait_any_timeout) cannot rely on callbacks: a thread
+// blocked in Atomics.wait cannot run them. So such a waiter does   add(ANY_WAITERS,1); seq = load(SEQ);
+// check every fence; wait(SEQ, seq)   and every signaller, after its store of SIGNALED, does
+// if load(ANY_WAITERS) { add(SEQ,1); notify(SEQ) }. The same total-order argument applies twice: a missed
+// ANY_WAITERS means the waiter's fence check comes after the store and sees SIGNALED; a bump of SEQ that
+// lands before the waiter's load of SEQ is also before its fence check, which then sees SIGNALED.
 //
 // The timestamp and error are plain stores made before the seq-cst store of SIGNALED; a reader that
 // Atomics.loads SIGNALED first is ordered after them, so it reads the final timestamp and error.
@@ -167,7 +176,7 @@ export class FenceTable {
   private readonly held = new Set<number>();
   /** This thread's callbacks, per slot, FIFO. */
   private readonly callbacks = new Map<number, DmaFenceCb[]>();
-  private readonly watching = new Set<number>();
+  private readonly watching = new Set<FenceHandle>();
   /** A pending Atomics.waitAsync does not keep a thread alive; this timer does while watchers wait. */
   private keepAlive: ReturnType<typeof setInterval> | null = null;
 
@@ -412,6 +421,8 @@ export class FenceTable {
     const b = this.base(slot);
     Atomics.add(this.words, b + S_GEN, 1);
     Atomics.store(this.words, b + S_STATE, STATE_FREE);
+    // Wake watchers of the dead fence (on any thread) so they retire now, not at the slot's next signal.
+    if (Atomics.load(this.words, b + S_WAITERS) > 0) Atomics.notify(this.words, b + S_STATE);
     this.callbacks.delete(slot);
     Atomics.sub(this.header, H_LIVE, 1);
     this.pushFree(slot);
@@ -432,6 +443,23 @@ export class FenceTable {
     return now;
   }
 
+  /** @internal Take a reference only while the slot still holds this generation with refs > 0. */
+  tryRef(f: FenceHandle): boolean {
+    if (!this.isLive(f)) return false;
+    const b = this.base(FenceTable.slotOf(f));
+    for (;;) {
+      const refs = Atomics.load(this.words, b + S_REFS);
+      if (refs <= 0) return false;
+      if (Atomics.compareExchange(this.words, b + S_REFS, refs, refs + 1) === refs) break;
+    }
+    // The slot may have been freed and reused between isLive and the increment: undo if so.
+    if (Atomics.load(this.words, b + S_GEN) !== FenceTable.genOf(f)) {
+      Atomics.sub(this.words, b + S_REFS, 1);
+      return false;
+    }
+    return true;
+  }
+
   /** @internal Signal under the lock: the state flip, the wakeup, then this thread's callbacks. */
   signalLocked(f: FenceHandle, timestampNs: number): number {
     this.assertLocked(f);
@@ -441,6 +469,10 @@ export class FenceTable {
     Atomics.or(this.words, b + S_FLAGS, (1 << DMA_FENCE_FLAG_SIGNALED_BIT) | (1 << DMA_FENCE_FLAG_TIMESTAMP_BIT));
     Atomics.store(this.words, b + S_STATE, STATE_SIGNALED);
     if (Atomics.load(this.words, b + S_WAITERS) > 0) Atomics.notify(this.words, b + S_STATE);
+    if (Atomics.load(this.header, H_ANY_WAITERS) > 0) {
+      Atomics.add(this.header, H_SIGNAL_SEQ, 1);
+      Atomics.notify(this.header, H_SIGNAL_SEQ);
+    }
     this.runLocalCallbacks(f);
     return 0;
   }
@@ -490,16 +522,18 @@ export class FenceTable {
    * counts as a waiter (S_WAITERS), so the signaller notifies it.
    */
   private watch(f: FenceHandle): void {
+    // Keyed by handle, not slot: a watcher left over from a freed fence must not stand in for the
+    // fence that reuses the slot (its callbacks would never run).
     const slot = FenceTable.slotOf(f);
-    if (this.watching.has(slot)) return;
-    this.watching.add(slot);
+    if (this.watching.has(f)) return;
+    this.watching.add(f);
     this.keepAlive ??= setInterval(() => {}, 2 ** 30);
     const b = this.base(slot);
     const state = b + S_STATE;
     Atomics.add(this.words, b + S_WAITERS, 1);
     const done = (): void => {
       Atomics.sub(this.words, b + S_WAITERS, 1);
-      this.watching.delete(slot);
+      this.watching.delete(f);
       if (this.watching.size === 0 && this.keepAlive !== null) {
         clearInterval(this.keepAlive);
         this.keepAlive = null;
@@ -557,6 +591,55 @@ export class FenceTable {
     }
   }
 
+  /**
+   * @internal Block until one of `fences` is signalled (by `isDone`, which may complete lazily) or the
+   * deadline; returns the index of the first signalled fence, or -1 on timeout.
+   */
+  sleepUntilAny(fences: readonly FenceHandle[], timeoutMs: number, isDone: (f: FenceHandle) => boolean): number {
+    const deadline = performance.now() + timeoutMs;
+    Atomics.add(this.header, H_ANY_WAITERS, 1);
+    try {
+      for (;;) {
+        const seq = Atomics.load(this.header, H_SIGNAL_SEQ);
+        const i = fences.findIndex(isDone);
+        if (i >= 0) return i;
+        const left = deadline - performance.now();
+        if (left <= 0) return -1;
+        Atomics.wait(this.header, H_SIGNAL_SEQ, seq, left === Number.POSITIVE_INFINITY ? undefined : left);
+      }
+    } finally {
+      Atomics.sub(this.header, H_ANY_WAITERS, 1);
+    }
+  }
+
+  /** @internal The same, without blocking the event loop. */
+  async sleepUntilAnyAsync(
+    fences: readonly FenceHandle[],
+    timeoutMs: number,
+    isDone: (f: FenceHandle) => boolean,
+  ): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    Atomics.add(this.header, H_ANY_WAITERS, 1);
+    try {
+      for (;;) {
+        const seq = Atomics.load(this.header, H_SIGNAL_SEQ);
+        const i = fences.findIndex(isDone);
+        if (i >= 0) return i;
+        const left = deadline - performance.now();
+        if (left <= 0) return -1;
+        const r = Atomics.waitAsync(
+          this.header,
+          H_SIGNAL_SEQ,
+          seq,
+          left === Number.POSITIVE_INFINITY ? undefined : left,
+        );
+        if (r.async) await r.value;
+      }
+    } finally {
+      Atomics.sub(this.header, H_ANY_WAITERS, 1);
+    }
+  }
+
   /** @internal Error store under the lock. */
   setErrorLocked(f: FenceHandle, err: number): void {
     this.assertLocked(f);
@@ -598,6 +681,14 @@ export function dmaFenceInit(
 ): FenceHandle | Errno {
   const flags = opts.seqno64 ? 1 << DMA_FENCE_FLAG_SEQNO64_BIT : 0;
   return t.allocSlot(opsId, context, seqno, flags, opts.aux ?? 0);
+}
+
+/**
+ * `dma_fence_get_rcu`: a reference if the fence is still alive, else false — for lock-free readers (a
+ * resv scan) that may race a writer dropping the last reference. Never reports: losing that race is fine.
+ */
+export function dmaFenceGetRcu(t: FenceTable, f: FenceHandle): boolean {
+  return t.tryRef(f);
 }
 
 /** `dma_fence_get`: another reference; returns the handle for chaining. */
@@ -805,6 +896,61 @@ export async function dmaFenceWaitTimeoutAsync(
   if (timeoutNs === 0) return 0;
   const ok = await t.sleepUntilSignaledAsync(f, timeoutNs / 1e6);
   return waitResult(ok, timeoutNs, start, t.nowNs());
+}
+
+export interface WaitAnyResult {
+  /** Time left (> 0) when one signalled, 1 for a zero timeout that found one, 0 on timeout, or -errno. */
+  ret: number;
+  /** Index of the first signalled fence (valid when ret > 0). */
+  idx: number;
+}
+
+function waitAnyPrologue(t: FenceTable, fences: readonly FenceHandle[], timeoutNs: number): WaitAnyResult | null {
+  if (!Array.isArray(fences) || fences.length === 0 || !(timeoutNs >= 0)) {
+    t.onMisuse({
+      rule: 'fence-wait-any-bad-args',
+      message: `dma_fence_wait_any_timeout with ${Array.isArray(fences) ? fences.length : 'no'} fences, timeout ${timeoutNs}`,
+      fence: -1,
+    });
+    return { ret: -EINVAL, idx: -1 };
+  }
+  for (const f of fences) if (!t.check(f, 'dma_fence_wait_any_timeout')) return { ret: -EINVAL, idx: -1 };
+  const idx = fences.findIndex((f) => dmaFenceIsSignaled(t, f));
+  if (idx >= 0) return { ret: timeoutNs === 0 ? 1 : Math.max(1, timeoutNs), idx };
+  if (timeoutNs === 0) return { ret: 0, idx: -1 };
+  for (const f of fences) dmaFenceEnableSwSignaling(t, f);
+  return null;
+}
+
+/**
+ * `dma_fence_wait_any_timeout(fences, count, intr, timeout, &idx)`: -EINVAL for no fences or a negative
+ * timeout; otherwise as a single wait, with `idx` naming the first signalled fence.
+ */
+export function dmaFenceWaitAnyTimeout(
+  t: FenceTable,
+  fences: readonly FenceHandle[],
+  _intr: boolean,
+  timeoutNs: number,
+): WaitAnyResult {
+  const early = waitAnyPrologue(t, fences, timeoutNs);
+  if (early !== null) return early;
+  const start = t.nowNs();
+  const idx = t.sleepUntilAny(fences, timeoutNs / 1e6, (f) => dmaFenceIsSignaled(t, f));
+  return { ret: waitResult(idx >= 0, timeoutNs, start, t.nowNs()), idx };
+}
+
+/** The kernel thread's twin of `dmaFenceWaitAnyTimeout`. */
+export async function dmaFenceWaitAnyTimeoutAsync(
+  t: FenceTable,
+  fences: readonly FenceHandle[],
+  _intr: boolean,
+  timeoutNs: number,
+): Promise<WaitAnyResult> {
+  const early = waitAnyPrologue(t, fences, timeoutNs);
+  if (early !== null) return early;
+  const start = t.nowNs();
+  const idx = await t.sleepUntilAnyAsync(fences, timeoutNs / 1e6, (f) => dmaFenceIsSignaled(t, f));
+  return { ret: waitResult(idx >= 0, timeoutNs, start, t.nowNs()), idx };
 }
 
 /**

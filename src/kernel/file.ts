@@ -32,6 +32,12 @@ export interface FileOperations {
   mmap?(file: File, vma: Vma): number;
   release?(file: File): void;
   showFdinfo?(file: File): string;
+  /**
+   * `poll`: the events ready now, and the fences whose signal could change that (what the kernel's
+   * wait-queue registration would be woken by), each with a reference the caller puts after waiting.
+   * No poll op means DEFAULT_POLLMASK.
+   */
+  poll?(file: File): { mask: number; fences: readonly number[] };
   /** The `/proc/<pid>/fd/N` link target. */
   dname?(file: File): string;
 }

@@ -5,6 +5,7 @@
 import type { CpuCache } from './cpu-cache.js';
 import type { FenceTable } from './dma-fence.js';
 import type { DmaMapping } from './dma-mapping.js';
+import type { ResvTable } from './dma-resv.js';
 import type { FdTable } from './file.js';
 import type { PhysicalMemory } from './memory.js';
 import type { Channels } from './trace.js';
@@ -23,6 +24,9 @@ export interface KernelCore {
   readonly dma: DmaMapping;
   readonly channels: Channels;
   readonly fences: FenceTable;
+  readonly resvs: ResvTable;
+  /** Longest a synchronous wait may block this thread, in ns (see limits.kernelThreadWaitMsMax). */
+  readonly blockingWaitNsMax: number;
   /** The running task. Syscalls set it for their duration. */
   readonly current: Task;
   /** Monotonic clock (CLOCK_MONOTONIC), nanoseconds. */

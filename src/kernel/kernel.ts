@@ -15,9 +15,12 @@ import { assert } from './assert.js';
 import { BitmapArea } from './bitmap-area.js';
 import { CpuCache } from './cpu-cache.js';
 import { DmaBufList, dmaBufDebugShow } from './dma-buf.js';
-import { FenceTable } from './dma-fence.js';
+import { dmaFenceContextAlloc, FenceTable } from './dma-fence.js';
+import { dmaFenceArrayCreate } from './dma-fence-array.js';
+import { isContainerFence } from './dma-fence-unwrap.js';
 import { type AllocFdPublish, type DmaHeap, DmaHeapRegistry } from './dma-heap.js';
 import { DmaMapping } from './dma-mapping.js';
+import { ResvTable } from './dma-resv.js';
 import { type Errno, isErr } from './errno.js';
 import type { FdTable } from './file.js';
 import { CARVEOUT_HEAP_NAME, carveoutHeapOps, carveoutHeapProperties } from './heaps/carveout-heap.js';
@@ -28,6 +31,7 @@ import { defaultMemory, limits } from './limits.js';
 import { type Arena, PhysicalMemory } from './memory.js';
 import { BuddyAllocator } from './page-alloc.js';
 import { Process, type ProcessOptions } from './process.js';
+import { SW_SYNC_PATH, swSyncOpen } from './sw-sync.js';
 import { Channels, type Warning } from './trace.js';
 import { O_CLOEXEC, PAGE_SIZE } from './uapi.js';
 import { devNullInode, type Inode, seqFileInode, Vfs } from './vfs.js';
@@ -57,6 +61,10 @@ export interface KernelOptions {
   }>;
   /** Register vgem at /dev/dri/card0 (default on). */
   vgem?: boolean;
+  /** Drop unused resv reservations at every unlock (CONFIG_DEBUG_MUTEXES; default on). */
+  debugResvSlots?: boolean;
+  /** How long a synchronous syscall may block the kernel thread on fences (default limits.kernelThreadWaitMsMax). */
+  hungTaskTimeoutMs?: number;
   /** CLOCK_MONOTONIC in ns; the deterministic host injects its own. */
   clockNs?: () => number;
 }
@@ -81,6 +89,9 @@ export class Kernel implements KernelCore {
   readonly vgem: Vgem;
   /** The shared fence table every thread maps. */
   readonly fences: FenceTable;
+  /** The shared reservation objects (one per dma-buf). */
+  readonly resvs: ResvTable;
+  readonly blockingWaitNsMax: number;
   readonly warnings: Warning[] = [];
   warningCount = 0;
 
@@ -98,6 +109,20 @@ export class Kernel implements KernelCore {
       nowNs: () => this.clockNs(),
       onMisuse: (m) => this.warn(m.rule, m.message, { fence: m.fence }),
     });
+    this.blockingWaitNsMax = (options.hungTaskTimeoutMs ?? limits.kernelThreadWaitMsMax) * 1e6;
+    const t = this.fences;
+    this.resvs = ResvTable.create(
+      limits.resvCountMax,
+      {
+        fences: t,
+        current: () => this.currentTask,
+        threadId: 0,
+        warn: (rule, message, objects) => this.warn(rule, message, objects),
+        isContainer: (f) => isContainerFence(t, f),
+        makeArray: (fs) => dmaFenceArrayCreate(t, fs, dmaFenceContextAlloc(t, 1), 1, false),
+      },
+      { debugSlots: options.debugResvSlots ?? true },
+    );
     this.cache = new CpuCache(this.mem, memOpts.cpuCacheBytes, memOpts.cpuCacheWays);
     this.dma = new DmaMapping(this.mem, this.cache);
     this.heaps = new DmaHeapRegistry(this, this.dmaBufList, options.compat?.allocFdPublish ?? 'new');
@@ -160,6 +185,12 @@ export class Kernel implements KernelCore {
       '/sys/kernel/debug/dma_buf/bufinfo',
       seqFileInode(0o444, () => dmaBufDebugShow(this.dmaBufList)),
     );
+    this.vfs.register(SW_SYNC_PATH, {
+      mode: 0o600,
+      uid: 0,
+      gid: 0,
+      open: (flags, task) => swSyncOpen(this, flags, task),
+    });
     this.vfs.registerDynamic('/proc/self/fdinfo/', (rest, task) => this.fdinfoInode(rest, task));
   }
 

@@ -13,8 +13,16 @@ export const limits = Object.freeze({
   vmaCountMax: 65530,
   /** Processes alive at once in one kernel. */
   processCountMax: 4096,
-  /** Live dma-bufs in one kernel (the `dmabuf_list`). */
-  dmaBufCountMax: 1 << 16,
+  /** Live dma-bufs in one kernel (the `dmabuf_list`); each owns one resv, so ≤ resvCountMax. */
+  dmaBufCountMax: 1 << 14,
+  /** Reservation objects in the shared resv table (dma-resv.ts). */
+  resvCountMax: 1 << 14,
+  /**
+   * The kernel thread must never sleep for long: a synchronous syscall that waits on fences there gives
+   * up after this, reports `hung-task` (khungtaskd's job) and returns -EINTR. Use the async twins
+   * (`ioctlAsync`, `pollAsync`) when the same thread will signal.
+   */
+  kernelThreadWaitMsMax: 10_000,
   /** Attachments on one dma-buf. */
   attachmentsPerBufMax: 64,
   /** Misuse warnings kept in memory; later ones are counted, not stored. */
@@ -49,5 +57,6 @@ function check(cond: boolean, what: string): void {
 }
 check(PAGE_SIZE % limits.cacheLineBytes === 0, 'cache lines must tile a page');
 check(limits.cmaAlignmentOrderMax <= limits.buddyOrderMax, 'CMA alignment beyond the largest block');
+check(limits.dmaBufCountMax <= limits.resvCountMax, 'every dma-buf needs a resv');
 check(defaultMemory.systemBytes % (PAGE_SIZE << limits.buddyOrderMax) === 0, 'system arena not whole blocks');
 check(defaultMemory.cpuCacheBytes % (limits.cacheLineBytes * defaultMemory.cpuCacheWays) === 0, 'cache sets');

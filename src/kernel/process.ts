@@ -11,12 +11,15 @@
  *   `kernel:signal`, and returns -EFAULT.
  * - `exit()` closes every fd and unmaps everything, as do_exit does; the process is then unusable.
  */
+
+import { dmaFenceIsSignaled, dmaFencePut } from './dma-fence.js';
 import { EACCES, EBADF, EINVAL, ENODEV, ENOMEM, ENOTTY, EOPNOTSUPP, EOVERFLOW, type Errno, ESPIPE } from './errno.js';
 import { FdTable, type File, FMODE_READ, FMODE_WRITE } from './file.js';
 import type { Kernel } from './kernel.js';
 import type { Task } from './kernel-core.js';
 import { MmStruct } from './mm.js';
 import {
+  DEFAULT_POLLMASK,
   LEGACY_MAP_MASK,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -26,6 +29,10 @@ import {
   O_CLOEXEC,
   O_RDWR,
   PAGE_SIZE,
+  POLLERR,
+  POLLHUP,
+  POLLNVAL,
+  type PollFd,
   PROT_WRITE,
 } from './uapi.js';
 
@@ -146,6 +153,80 @@ export class Process implements Task {
       if (file === undefined) return -EBADF;
       return file.fops.dname ? file.fops.dname(file) : `/${file.fops.name}`;
     });
+  }
+
+  /**
+   * poll(2): fills each entry's `revents` and returns how many are non-zero; 0 on timeout. `timeoutMs` < 0
+   * waits forever. It blocks the calling thread (Atomics.wait) while waiting — use `pollAsync` on the
+   * kernel thread, whose event loop must keep running.
+   */
+  poll(fds: PollFd[], timeoutMs: number): number {
+    return this.sys(() => {
+      const t = this.kernel.fences;
+      const first = this.pollScan(fds);
+      try {
+        if (first.ready > 0 || timeoutMs === 0) return first.ready;
+        if (!this.pollCanWait(first.fences, timeoutMs)) return 0;
+        t.sleepUntilAny(first.fences, timeoutMs < 0 ? Number.POSITIVE_INFINITY : timeoutMs, (f) =>
+          dmaFenceIsSignaled(t, f),
+        );
+      } finally {
+        for (const f of first.fences) dmaFencePut(t, f);
+      }
+      const again = this.pollScan(fds);
+      for (const f of again.fences) dmaFencePut(t, f);
+      return again.ready;
+    });
+  }
+
+  /** The event-loop-friendly twin of `poll`. */
+  async pollAsync(fds: PollFd[], timeoutMs: number): Promise<number> {
+    const t = this.kernel.fences;
+    const first = this.sys(() => this.pollScan(fds));
+    try {
+      if (first.ready > 0 || timeoutMs === 0) return first.ready;
+      if (!this.pollCanWait(first.fences, timeoutMs)) return 0;
+      await t.sleepUntilAnyAsync(first.fences, timeoutMs < 0 ? Number.POSITIVE_INFINITY : timeoutMs, (f) =>
+        dmaFenceIsSignaled(t, f),
+      );
+    } finally {
+      for (const f of first.fences) dmaFencePut(t, f);
+    }
+    return this.sys(() => {
+      const again = this.pollScan(fds);
+      for (const f of again.fences) dmaFencePut(t, f);
+      return again.ready;
+    });
+  }
+
+  /** One pass of do_poll: every entry's revents, and what could wake us. */
+  private pollScan(fds: PollFd[]): { ready: number; fences: number[] } {
+    let ready = 0;
+    const fences: number[] = [];
+    for (const p of fds) {
+      let revents = 0;
+      if (p.fd >= 0) {
+        const file = this.files.lookup(p.fd);
+        if (file === undefined) revents = POLLNVAL;
+        else {
+          const r = file.fops.poll ? file.fops.poll(file) : { mask: DEFAULT_POLLMASK, fences: [] };
+          revents = r.mask & ((p.events | POLLERR | POLLHUP) >>> 0);
+          fences.push(...r.fences);
+        }
+      }
+      p.revents = revents;
+      if (revents) ready++;
+    }
+    return { ready, fences };
+  }
+
+  /** A poll with nothing that could ever wake it and no timeout would sleep forever: report, don't hang. */
+  private pollCanWait(fences: number[], timeoutMs: number): boolean {
+    if (fences.length > 0 || timeoutMs >= 0) return true;
+    this.kernel.warn('poll-sleeps-forever', 'poll with no timeout on files that can never become ready', {
+      pid: this.pid,
+    });
+    return false;
   }
 
   /** mmap(2) of a file; returns the mapping's address. Order of checks as arch mmap + do_mmap. */

@@ -157,10 +157,80 @@ export const drm_prime_handle = layout('drm_prime_handle', 12, [
   ['flags', 'u32'],
   ['fd', 's32'],
 ]);
+/** `struct drm_vgem_fence_attach { __u32 handle; __u32 flags; __u32 out_fence; __u32 pad; }` */
+export const drm_vgem_fence_attach = layout('drm_vgem_fence_attach', 16, [
+  ['handle', 'u32'],
+  ['flags', 'u32'],
+  ['out_fence', 'u32'],
+  ['pad', 'u32'],
+]);
+/** `struct drm_vgem_fence_signal { __u32 fence; __u32 flags; }` */
+export const drm_vgem_fence_signal = layout('drm_vgem_fence_signal', 8, [
+  ['fence', 'u32'],
+  ['flags', 'u32'],
+]);
+export const VGEM_FENCE_WRITE = 0x1;
 export const drm_gem_close = layout('drm_gem_close', 8, [
   ['handle', 'u32'],
   ['pad', 'u32'],
 ]);
+
+/** `struct sync_merge_data { char name[32]; __s32 fd2; __s32 fence; __u32 flags; __u32 pad; }` */
+export const sync_merge_data = layout('sync_merge_data', 48, [
+  ['name', 'str', 32],
+  ['fd2', 's32'],
+  ['fence', 's32'],
+  ['flags', 'u32'],
+  ['pad', 'u32'],
+]);
+/**
+ * `struct sync_file_info { char name[32]; __s32 status; __u32 flags; __u32 num_fences; __u32 pad;
+ * __u64 sync_fence_info; }`. In JS the `sync_fence_info` pointer is an array the kernel fills with
+ * `{ obj_name, driver_name, status, flags, timestamp_ns }` objects; a frozen or non-array value faults.
+ */
+export const sync_file_info = layout('sync_file_info', 56, [
+  ['name', 'str', 32],
+  ['status', 's32'],
+  ['flags', 'u32'],
+  ['num_fences', 'u32'],
+  ['pad', 'u32'],
+  ['sync_fence_info', 'u64'],
+]);
+/** `struct sync_set_deadline { __u64 deadline_ns; __u64 pad; }` */
+export const sync_set_deadline = layout('sync_set_deadline', 16, [
+  ['deadline_ns', 'u64'],
+  ['pad', 'u64'],
+]);
+/** `struct sw_sync_create_fence_data { __u32 value; char name[32]; __s32 fence; }` */
+export const sw_sync_create_fence_data = layout('sw_sync_create_fence_data', 40, [
+  ['value', 'u32'],
+  ['name', 'str', 32],
+  ['fence', 's32'],
+]);
+/** `struct sw_sync_get_deadline { __u64 deadline_ns; __u32 pad; __s32 fence_fd; }` */
+export const sw_sync_get_deadline = layout('sw_sync_get_deadline', 16, [
+  ['deadline_ns', 'u64'],
+  ['pad', 'u32'],
+  ['fence_fd', 's32'],
+]);
+
+// --- poll(2) ---
+export const POLLIN = 0x1;
+export const POLLPRI = 0x2;
+export const POLLOUT = 0x4;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
+export const POLLRDNORM = 0x40;
+export const POLLWRNORM = 0x100;
+/** What a file without a poll op reports (include/linux/poll.h DEFAULT_POLLMASK). */
+export const DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
+/** One `struct pollfd`; `revents` is written back. */
+export interface PollFd {
+  fd: number;
+  events: number;
+  revents?: number;
+}
 
 /** Userspace's view of a u64 field: a JS number when it is safe, otherwise a bigint. */
 export type U64 = number | bigint;

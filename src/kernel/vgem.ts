@@ -7,8 +7,9 @@
  *   drm_gem_prime_import_dev does: `dma_buf_get`, a static `dma_buf_attach`, then a DMA_BIDIRECTIONAL
  *   `dma_buf_map_attachment_unlocked`. Importing the same buffer twice on one file returns the same
  *   handle. GEM_CLOSE (or closing the file) unmaps, detaches and drops the buffer reference.
- * - Unknown DRM ioctls are -EINVAL (drm_ioctl's default), not -ENOTTY. The vgem fence ioctls arrive with
- *   the fences issue.
+ * - Unknown DRM ioctls are -EINVAL (drm_ioctl's default), not -ENOTTY.
+ * - Fences (vgem_fence.c): FENCE_ATTACH puts a new fence in an imported buffer's resv, FENCE_SIGNAL
+ *   signals it; each fence signals itself after VGEM_FENCE_TIMEOUT_MS, and closing the file signals all.
  * - `dmaRead`/`dmaWrite` are the device doing DMA through its mapping: they touch memory, never the CPU
  *   cache, so a CPU that skipped SYNC really sees stale data.
  */
@@ -23,8 +24,27 @@ import {
   dmaBufPut,
   dmaBufUnmapAttachmentUnlocked,
 } from './dma-buf.js';
+import {
+  dmaFenceContextAlloc,
+  dmaFenceInit,
+  dmaFenceIsSignaled,
+  dmaFencePut,
+  dmaFenceSignal,
+  type FenceHandle,
+  registerFenceOps,
+} from './dma-fence.js';
 import { type Device, DMA_BIDIRECTIONAL, type SgTable } from './dma-mapping.js';
-import { EBADF, EFAULT, EINVAL, ENOENT, ENOMEM, type Errno, isErr } from './errno.js';
+import {
+  DMA_RESV_USAGE_READ,
+  DMA_RESV_USAGE_WRITE,
+  dmaResvAddFence,
+  dmaResvLock,
+  dmaResvReserveFences,
+  dmaResvTestSignaled,
+  dmaResvUnlock,
+  dmaResvUsageRw,
+} from './dma-resv.js';
+import { EBADF, EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM, type Errno, ETIMEDOUT, isErr } from './errno.js';
 import { File, type FileOperations } from './file.js';
 import type { KernelCore } from './kernel-core.js';
 import { limits } from './limits.js';
@@ -33,8 +53,13 @@ import {
   DRM_IOCTL_GEM_CLOSE,
   DRM_IOCTL_PRIME_FD_TO_HANDLE,
   DRM_IOCTL_VERSION,
+  DRM_IOCTL_VGEM_FENCE_ATTACH,
+  DRM_IOCTL_VGEM_FENCE_SIGNAL,
   drm_gem_close,
   drm_prime_handle,
+  drm_vgem_fence_attach,
+  drm_vgem_fence_signal,
+  VGEM_FENCE_WRITE,
 } from './uapi.js';
 import { copyFromUser, copyToUser, kget, kset } from './usercopy.js';
 import type { Inode } from './vfs.js';
@@ -50,7 +75,18 @@ interface VgemObject {
 interface VgemFile {
   readonly handles: Map<number, VgemObject>;
   nextHandle: number;
+  /** The fence idr: id → fence (with the file's reference) and its auto-signal timer. */
+  readonly fences: Map<number, { fence: FenceHandle; timer: ReturnType<typeof setTimeout> }>;
+  nextFence: number;
 }
+
+/** VGEM_FENCE_TIMEOUT: an attached fence signals itself after 10 s (vgem_fence.c). */
+export const VGEM_FENCE_TIMEOUT_MS = 10_000;
+
+export const vgemFenceOps = registerFenceOps('vgem', {
+  getDriverName: () => 'vgem',
+  getTimelineName: () => 'unbound',
+});
 
 export class Vgem {
   readonly device: Device = Object.freeze({ name: 'vgem' });
@@ -64,7 +100,13 @@ export class Vgem {
     mode: 0o666,
     uid: 0,
     gid: 0,
-    open: (flags: number) => new File(this.fops, flags, { handles: new Map(), nextHandle: 1 } satisfies VgemFile),
+    open: (flags: number) =>
+      new File(this.fops, flags, {
+        handles: new Map(),
+        nextHandle: 1,
+        fences: new Map(),
+        nextFence: 1,
+      } satisfies VgemFile),
   };
 
   private readonly fops: FileOperations = Object.freeze({
@@ -72,6 +114,13 @@ export class Vgem {
     unlockedIoctl: (file: File, cmd: number, arg: unknown) => this.ioctl(file.privateData as VgemFile, cmd, arg),
     release: (file: File) => {
       const vf = file.privateData as VgemFile;
+      // vgem_fence_close: every fence of this file signals.
+      for (const { fence, timer } of vf.fences.values()) {
+        clearTimeout(timer);
+        dmaFenceSignal(this.k.fences, fence);
+        dmaFencePut(this.k.fences, fence);
+      }
+      vf.fences.clear();
       for (const h of [...vf.handles.keys()]) this.gemClose(vf, h);
     },
   });
@@ -82,6 +131,10 @@ export class Vgem {
         return this.version(arg);
       case DRM_IOCTL_PRIME_FD_TO_HANDLE:
         return this.primeFdToHandle(vf, arg);
+      case DRM_IOCTL_VGEM_FENCE_ATTACH:
+        return this.fenceAttach(vf, arg);
+      case DRM_IOCTL_VGEM_FENCE_SIGNAL:
+        return this.fenceSignal(vf, arg);
       case DRM_IOCTL_GEM_CLOSE: {
         const kbuf = copyFromUser(arg, drm_gem_close, 8, 8);
         if (typeof kbuf === 'number') return kbuf;
@@ -141,6 +194,65 @@ export class Vgem {
     kset(kbuf, drm_prime_handle, 'handle', handle);
     return copyToUser(arg, drm_prime_handle, kbuf, 12);
   }
+
+  /**
+   * `vgem_fence_attach_ioctl`: a new fence (its own context, seqno 1) in the buffer's resv as WRITE or
+   * READ. -EBUSY if a conflicting fence is pending: any read or write fence for a write, a write fence for
+   * a read (`dma_resv_test_signaled(resv, dma_resv_usage_rw(write))`).
+   */
+  private fenceAttach(vf: VgemFile, arg: unknown): number {
+    const t = this.k.fences;
+    const kbuf = copyFromUser(arg, drm_vgem_fence_attach, 16, 16);
+    if (typeof kbuf === 'number') return kbuf;
+    const flags = kget(kbuf, drm_vgem_fence_attach, 'flags') as number;
+    if (flags & ~VGEM_FENCE_WRITE) return -EINVAL;
+    if (kget(kbuf, drm_vgem_fence_attach, 'pad')) return -EINVAL;
+    const obj = vf.handles.get(kget(kbuf, drm_vgem_fence_attach, 'handle') as number);
+    if (obj === undefined) return -ENOENT;
+    const write = (flags & VGEM_FENCE_WRITE) !== 0;
+    const resv = obj.dmabuf.resv;
+    if (!dmaResvTestSignaled(resv, dmaResvUsageRw(write))) return -EBUSY;
+    const fence = dmaFenceInit(t, vgemFenceOps, dmaFenceContextAlloc(t, 1), 1);
+    if (fence < 0) return fence;
+    const locked = dmaResvLock(resv, null);
+    if (locked) {
+      dmaFencePut(t, fence);
+      return locked;
+    }
+    let ret = dmaResvReserveFences(resv, 1);
+    if (!ret) ret = dmaResvAddFence(resv, fence, write ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
+    dmaResvUnlock(resv);
+    if (ret) {
+      dmaFencePut(t, fence);
+      return ret;
+    }
+    const id = vf.nextFence++;
+    const timer = setTimeout(() => dmaFenceSignal(t, fence), this.fenceTimeoutMs);
+    timer.unref();
+    vf.fences.set(id, { fence, timer });
+    kset(kbuf, drm_vgem_fence_attach, 'out_fence', id);
+    return copyToUser(arg, drm_vgem_fence_attach, kbuf, 16);
+  }
+
+  /** `vgem_fence_signal_ioctl`: the id is consumed; a fence that already timed out gives -ETIMEDOUT. */
+  private fenceSignal(vf: VgemFile, arg: unknown): number {
+    const t = this.k.fences;
+    const kbuf = copyFromUser(arg, drm_vgem_fence_signal, 8, 8);
+    if (typeof kbuf === 'number') return kbuf;
+    if (kget(kbuf, drm_vgem_fence_signal, 'flags')) return -EINVAL;
+    const id = kget(kbuf, drm_vgem_fence_signal, 'fence') as number;
+    const entry = vf.fences.get(id);
+    if (entry === undefined) return -ENOENT;
+    vf.fences.delete(id);
+    clearTimeout(entry.timer);
+    const ret = dmaFenceIsSignaled(t, entry.fence) ? -ETIMEDOUT : 0;
+    dmaFenceSignal(t, entry.fence);
+    dmaFencePut(t, entry.fence);
+    return ret;
+  }
+
+  /** How long an attached fence lives before it signals itself (tests shorten it). */
+  fenceTimeoutMs = VGEM_FENCE_TIMEOUT_MS;
 
   /** `drm_gem_handle_delete`: -EINVAL for a handle this file does not have. */
   private gemClose(vf: VgemFile, handle: number): number {

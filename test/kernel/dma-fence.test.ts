@@ -292,6 +292,26 @@ describe('fence handles and the table', () => {
   });
 });
 
+describe('callback watchers (regression)', () => {
+  it('a callback on a reused slot, signalled from another thread view, still runs', async () => {
+    const { t } = table(4);
+    const other = FenceTable.attach(t.sab); // stands in for a device worker's view
+    const x = mockFence(t);
+    const cbx = counter();
+    expect(dmaFenceAddCallback(t, x, cbx)).toBe(0); // starts this thread's watcher on x
+    expect(dmaFenceRemoveCallback(t, x, cbx)).toBe(true);
+    dmaFencePut(t, x); // freed unsignalled
+    const y = mockFence(t);
+    expect(y % (1 << 20)).toBe(x % (1 << 20)); // same slot, new generation
+    const ran = new Promise<number>((resolve) => {
+      expect(dmaFenceAddCallback(t, y, { func: (f) => resolve(f) })).toBe(0);
+    });
+    dmaFenceSignal(other, y);
+    expect(await ran).toBe(y); // before the fix this never resolved (the test timed out)
+    expect(cbx.runs).toBe(0);
+  });
+});
+
 describe('seqno ordering', () => {
   it('32-bit wrap compare at the boundary (kernel-semantics §11 A8)', () => {
     expect(__dmaFenceIsLater(0, 0x8000_0000, 0)).toBe(false);

@@ -26,7 +26,8 @@ const ops = pageBufferOps('fault-shared-only');
 /** `get_order(size)`: smallest order whose block holds `sizeBytes`. */
 export function getOrder(sizeBytes: number): number {
   let order = 0;
-  while (PAGE_SIZE << order < sizeBytes) order++;
+  // Multiply, not shift: PAGE_SIZE << 19 overflows int32 and a 2 GiB request would loop forever.
+  while (PAGE_SIZE * 2 ** order < sizeBytes) order++;
   return order;
 }
 
