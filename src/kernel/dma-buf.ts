@@ -47,6 +47,7 @@ import {
   dmaResvUnlock,
   dmaResvUsageRw,
   dmaResvWaitTimeout,
+  dmaResvWaitTimeoutAsync,
 } from './dma-resv.js';
 import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOMEM, ENOTTY, EOVERFLOW, type Errno, isErr } from './errno.js';
 import { File, type FileOperations, FMODE_LSEEK } from './file.js';
@@ -692,6 +693,20 @@ function dmaBufImportSyncFile(dmabuf: DmaBuf, arg: unknown): number {
   return ret;
 }
 
+/** What a SYNC START would wait for, awaited without blocking (see Process.ioctlAsync). */
+async function dmaBufIoctlWaitAsync(file: File, cmd: number, arg: unknown): Promise<void> {
+  if (cmd !== DMA_BUF_IOCTL_SYNC || typeof arg !== 'object' || arg === null) return;
+  const flags = Number((arg as { flags?: unknown }).flags ?? 0);
+  if (!Number.isFinite(flags) || flags & DMA_BUF_SYNC_END || (flags & DMA_BUF_SYNC_RW) === 0) return;
+  const dmabuf = file.privateData as DmaBuf;
+  await dmaResvWaitTimeoutAsync(
+    dmabuf.resv,
+    dmaResvUsageRw((flags & DMA_BUF_SYNC_WRITE) !== 0),
+    true,
+    MAX_SCHEDULE_TIMEOUT,
+  );
+}
+
 /** `dma_buf_poll`: POLLIN once writers are done (usage ≤ WRITE), POLLOUT once readers are too (≤ READ). */
 function dmaBufPoll(file: File): { mask: number; fences: readonly number[] } {
   const dmabuf = file.privateData as DmaBuf;
@@ -742,6 +757,7 @@ export const dmaBufFops: FileOperations = Object.freeze({
   mmap: dmaBufMmapInternal,
   release: dmaBufRelease,
   poll: dmaBufPoll,
+  ioctlWaitAsync: dmaBufIoctlWaitAsync,
   showFdinfo: dmaBufShowFdinfo,
   dname: (file: File) => `/dmabuf:${(file.privateData as DmaBuf).name ?? ''}`,
 });

@@ -38,6 +38,11 @@ export interface FileOperations {
    * No poll op means DEFAULT_POLLMASK.
    */
   poll?(file: File): { mask: number; fences: readonly number[] };
+  /**
+   * Await, without blocking the event loop, what `unlockedIoctl(cmd, arg)` would sleep on, so that
+   * `ioctlAsync` then runs it without sleeping. Files whose ioctls never sleep leave it out.
+   */
+  ioctlWaitAsync?(file: File, cmd: number, arg: unknown): Promise<void>;
   /** The `/proc/<pid>/fd/N` link target. */
   dname?(file: File): string;
 }

@@ -107,6 +107,23 @@ export class Process implements Task {
     });
   }
 
+  /**
+   * The kernel thread's twin of `ioctl`: first awaits (Atomics.waitAsync) whatever the ioctl would sleep
+   * on — the fences a SYNC START waits for — then runs it. Use it when this same thread will signal them.
+   */
+  async ioctlAsync(fd: number, request: number, arg?: unknown): Promise<number> {
+    const file = this.sys(() => this.files.lookup(fd));
+    if (file?.fops.ioctlWaitAsync) {
+      file.get();
+      try {
+        await file.fops.ioctlWaitAsync(file, request >>> 0, arg);
+      } finally {
+        this.sys(() => file.put());
+      }
+    }
+    return this.ioctl(fd, request, arg);
+  }
+
   lseek(fd: number, offset: number, whence: number): number {
     return this.sys(() => {
       const file = this.files.lookup(fd);
