@@ -25,7 +25,10 @@ import {
   DMA_FROM_DEVICE,
   DMA_TO_DEVICE,
   type DmaDataDirection,
-  SgTable,
+  type SgTable,
+  sgTableInvalidate,
+  sgTableInvalidated,
+  sgTableKill,
 } from './dma-mapping.js';
 import {
   DMA_RESV_USAGE_KERNEL,
@@ -263,7 +266,7 @@ function dmaBufRelease(file: File): void {
       devices: dmabuf.attachments.map((a) => a.dev.name).join(','),
     });
     // The pages are gone: any table still handed out now points at freed memory.
-    for (const a of dmabuf.attachments) for (const sgt of a.liveMaps) SgTable.kill(sgt);
+    for (const a of dmabuf.attachments) for (const sgt of a.liveMaps) sgTableKill(sgt);
   }
   if (dmabuf.ownsResv) dmaResvFini(dmabuf.resv);
   dmabuf.released = true;
@@ -290,14 +293,17 @@ export function dmaBufDynamicAttach(
   if (warnOn(k, importerOps !== null && !importerOps.moveNotify, 'dmabuf-dynamic-attach-no-move-notify')) {
     return -EINVAL;
   }
-  dmaResvMightLock(dmabuf.resv, 'dma_buf_attach');
+  const mayLock = dmaResvMightLock(dmabuf.resv, 'dma_buf_attach');
   if (dmabuf.attachments.length >= limits.attachmentsPerBufMax) return -ENOMEM;
   const attach = new DmaBufAttachment(dmabuf, dev, importerOps, importerPriv);
   if (dmabuf.ops.attach) {
     const ret = dmabuf.ops.attach(dmabuf, attach);
     if (ret) return ret;
   }
+  // The list changes only under the resv lock (move_notify walks it with the lock held, from any thread).
+  const locked = mayLock && dmaResvLock(dmabuf.resv, null) === 0;
   dmabuf.attachments.unshift(attach);
+  if (locked) dmaResvUnlock(dmabuf.resv);
   k.channels.publish('kernel:dmabuf:attach', { ino: dmabuf.ino, device: dev.name, dynamic: attach.dynamic });
   return attach;
 }
@@ -313,19 +319,21 @@ export function dmaBufDetach(dmabuf: DmaBuf, attach: DmaBufAttachment): void {
   if (warnOn(k, attach.dmabuf !== dmabuf || attach.detached, 'dmabuf-detach-bad-args', { ino: dmabuf.ino })) {
     return;
   }
-  dmaResvMightLock(dmabuf.resv, 'dma_buf_detach');
+  const mayLock = dmaResvMightLock(dmabuf.resv, 'dma_buf_detach');
   if (attach.liveMaps.size > 0) {
     k.warn('dmabuf-detach-while-mapped', 'detach with mappings still live (importer must unmap first)', {
       ino: dmabuf.ino,
       device: attach.dev.name,
       mappings: attach.liveMaps.size,
     });
-    for (const sgt of attach.liveMaps) SgTable.kill(sgt);
+    for (const sgt of attach.liveMaps) sgTableKill(sgt);
     attach.liveMaps.clear();
   }
   const idx = dmabuf.attachments.indexOf(attach);
   assert(idx >= 0, 'attachment not on its buffer list');
+  const locked = mayLock && dmaResvLock(dmabuf.resv, null) === 0;
   dmabuf.attachments.splice(idx, 1);
+  if (locked) dmaResvUnlock(dmabuf.resv);
   attach.detached = true;
   dmabuf.ops.detach?.(dmabuf, attach);
   k.channels.publish('kernel:dmabuf:detach', { ino: dmabuf.ino, device: attach.dev.name, dynamic: attach.dynamic });
@@ -443,6 +451,8 @@ export function dmaBufMoveNotify(dmabuf: DmaBuf): void {
   for (const a of [...dmabuf.attachments]) {
     if (a.importerOps === null) continue;
     told.push(a.dev.name);
+    // Until it unmaps, the importer may still read (speculatively) through these tables, never write.
+    for (const sgt of a.liveMaps) sgTableInvalidate(sgt);
     a.importerOps.moveNotify(a);
   }
   dmabuf.kernel.channels.publish('kernel:dmabuf:move-notify', { ino: dmabuf.ino, importers: told });
@@ -562,15 +572,24 @@ export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pgoff: number): number {
 /**
  * A device reads or writes bytes of a buffer through one of its live mappings. A table that was unmapped,
  * invalidated by detach or freed with its buffer is a misuse (an IOMMU fault on real hardware): reported,
- * and the access is refused with -EFAULT.
+ * and the access is refused with -EFAULT. A write through a table after move_notify (before the importer
+ * unmapped it) is reported too, and lands in the old pages, as it would (kernel-semantics §3.5).
  */
 export function dmaBufDeviceSpans(
   attach: DmaBufAttachment,
   sgt: SgTable,
   offset: number,
   lengthBytes: number,
+  access: 'read' | 'write' = 'write',
 ): Uint8Array[] | Errno {
   const k = attach.dmabuf.kernel;
+  if (access === 'write' && sgTableInvalidated(sgt) && attach.liveMaps.has(sgt)) {
+    k.warn('dma-write-after-move-notify', `${attach.dev.name} wrote through a mapping the exporter invalidated`, {
+      ino: attach.dmabuf.ino,
+      device: attach.dev.name,
+      sgt: sgt.id,
+    });
+  }
   if (!attach.liveMaps.has(sgt) || !sgt.live) {
     k.warn('dma-access-unmapped', `${attach.dev.name} accessed a mapping that is no longer live`, {
       ino: attach.dmabuf.ino,

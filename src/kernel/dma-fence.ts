@@ -36,9 +36,10 @@ const H_LIVE = 3; // fences currently allocated (for leak checks)
 const H_CAPACITY = 4;
 const H_ANY_WAITERS = 5; // threads in dma_fence_wait_any (poll): signallers then bump H_SIGNAL_SEQ
 const H_SIGNAL_SEQ = 6; // the doorbell wait-any sleeps on
-// Words 16..47: a hash of the ops name behind each ops id, written by the first thread that uses the id.
-// Ops are JavaScript, registered per thread in import order; if two threads ever disagree on what an id
-// means, the check in allocSlot/opsOf turns a silent mix-up into a KernelBug.
+// Words 16..47: the kinds of fence this table has seen, as hashes of their names. A slot stores the index
+// of its kind here. Ops are JavaScript and each thread registers its own, by name; so a kind means the
+// same thing on every thread whatever the import order, and a thread that never imported a kind's module
+// fails loudly the first time it needs that kind's ops.
 const H_OPS_HASH = 16;
 const OPS_IDS_MAX = 32;
 const HEADER_WORDS = H_OPS_HASH + OPS_IDS_MAX;
@@ -113,8 +114,8 @@ export interface DmaFenceOps {
   readonly setDeadline?: (t: FenceTable, f: FenceHandle, deadlineNs: number) => void;
 }
 
-const opsRegistry: DmaFenceOps[] = [];
-const opsNames: string[] = [];
+/** This thread's kinds of fence, by the hash of their name (the kind token). */
+const opsByKind = new Map<number, { name: string; ops: DmaFenceOps }>();
 
 /** FNV-1a of the ops name, never 0 (0 marks an id no thread has used yet). */
 function opsNameHash(name: string): number {
@@ -124,16 +125,19 @@ function opsNameHash(name: string): number {
 }
 
 /**
- * Register a kind of fence. Call at module load, in the same order on every thread (import order is
- * deterministic), so ids agree across threads; the name check makes a mismatch a loud failure.
+ * Register a kind of fence (at module load) and get its kind token, the hash of its name. Registering the
+ * same name again returns the same token; two names with one hash would be ambiguous and are refused.
  */
 export function registerFenceOps(name: string, ops: DmaFenceOps): number {
-  const existing = opsNames.indexOf(name);
-  if (existing >= 0) return existing;
-  assert(opsRegistry.length < OPS_IDS_MAX, `more than ${OPS_IDS_MAX} kinds of fence`);
-  opsRegistry.push(Object.freeze(ops));
-  opsNames.push(name);
-  return opsRegistry.length - 1;
+  const kind = opsNameHash(name);
+  const existing = opsByKind.get(kind);
+  if (existing !== undefined) {
+    assert(existing.name === name, `fence kinds '${existing.name}' and '${name}' hash alike`);
+    return kind;
+  }
+  assert(opsByKind.size < OPS_IDS_MAX, `more than ${OPS_IDS_MAX} kinds of fence`);
+  opsByKind.set(kind, { name, ops: Object.freeze(ops) });
+  return kind;
 }
 
 export const stubFenceOps = registerFenceOps('stub', {
@@ -213,7 +217,7 @@ export class FenceTable {
     const stub = t.base(STUB_SLOT);
     t.words[stub + S_GEN] = 1;
     t.words[stub + S_REFS] = 1; // the global reference; never dropped
-    t.words[stub + S_OPS] = stubFenceOps;
+    t.words[stub + S_OPS] = t.kindIndex(stubFenceOps);
     t.words[stub + S_STATE] = STATE_ACTIVE;
     return t;
   }
@@ -311,22 +315,25 @@ export class FenceTable {
     return Atomics.load(this.words, this.base(FenceTable.slotOf(f)) + S_FLAGS);
   }
   opsOf(f: FenceHandle): DmaFenceOps {
-    const id = this.words[this.base(FenceTable.slotOf(f)) + S_OPS] ?? -1;
-    const ops = opsRegistry[id];
-    assert(ops !== undefined, `fence ${f}: ops id ${id} is not registered on this thread (import its module)`);
-    this.checkOpsId(id);
-    return ops;
+    const kind = this.opsIdOf(f);
+    const entry = opsByKind.get(kind);
+    assert(entry !== undefined, `fence ${f}: its kind is not registered on this thread (import its module)`);
+    return entry.ops;
   }
 
-  /** The first use of an id records its name's hash; any later use on any thread must agree. */
-  private checkOpsId(id: number): void {
-    const name = opsNames[id] ?? '';
-    const want = opsNameHash(name);
-    const seen = Atomics.compareExchange(this.header, H_OPS_HASH + id, 0, want);
-    assert(seen === 0 || seen === want, `fence ops id ${id} is '${name}' here but something else on another thread`);
+  /** The table's index for a kind, assigned on first use by any thread. */
+  private kindIndex(kind: number): number {
+    for (let i = 0; i < OPS_IDS_MAX; i++) {
+      const seen = Atomics.compareExchange(this.header, H_OPS_HASH + i, 0, kind);
+      if (seen === 0 || seen === kind) return i;
+    }
+    assert(false, `fence table has no room for another kind (${OPS_IDS_MAX})`);
   }
+
+  /** The fence's kind token (what `registerFenceOps` returned for its ops). */
   opsIdOf(f: FenceHandle): number {
-    return this.words[this.base(FenceTable.slotOf(f)) + S_OPS] ?? -1;
+    const i = this.words[this.base(FenceTable.slotOf(f)) + S_OPS] ?? -1;
+    return Atomics.load(this.header, H_OPS_HASH + i);
   }
   auxOf(f: FenceHandle): number {
     return Atomics.load(this.words, this.base(FenceTable.slotOf(f)) + S_AUX);
@@ -349,8 +356,8 @@ export class FenceTable {
   // --- allocation ---
   /** @internal `dma_fence_init` backend: a free slot, or -ENOMEM when the table is full. */
   allocSlot(opsId: number, context: number, seqno: number, flags: number, aux: number): FenceHandle | Errno {
-    assert(opsRegistry[opsId] !== undefined, `unregistered fence ops ${opsId}`);
-    this.checkOpsId(opsId);
+    assert(opsByKind.has(opsId), `fence kind ${opsId} is not registered on this thread`);
+    const kindIdx = this.kindIndex(opsId);
     assert(Number.isSafeInteger(context) && context >= 0, `bad context ${context}`);
     assert(Number.isSafeInteger(seqno) && seqno >= 0, `bad seqno ${seqno}`);
     const slot = this.popFree();
@@ -362,7 +369,7 @@ export class FenceTable {
     w[b + S_LOCK] = 0;
     w[b + S_FLAGS] = flags;
     w[b + S_ERROR] = 0;
-    w[b + S_OPS] = opsId;
+    w[b + S_OPS] = kindIdx;
     w[b + S_WAITERS] = 0;
     w[b + S_CONTEXT_LO] = (context % 2 ** 32) | 0;
     w[b + S_CONTEXT_HI] = Math.floor(context / 2 ** 32);
@@ -800,6 +807,13 @@ export function dmaFenceGetStatus(t: FenceTable, f: FenceHandle): number {
 /** `dma_fence_enable_sw_signaling`; returns true if the fence ended up signalled. */
 export function dmaFenceEnableSwSignaling(t: FenceTable, f: FenceHandle): boolean {
   if (!t.check(f, 'dma_fence_enable_sw_signaling')) return false;
+  // Fast path (every wait goes through here): the lock only guards the ops' first enable_signaling
+  // call, so a fence already enabled, or whose ops have nothing to enable, needs just the flag.
+  const bit = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT;
+  if (t.flagsOf(f) & bit || !t.opsOf(f).enableSignaling) {
+    t.orFlags(f, bit);
+    return t.stateOf(f) === STATE_SIGNALED;
+  }
   t.lock(f);
   try {
     return enableSignalingLocked(t, f);

@@ -4,8 +4,8 @@
  *
  * Contract:
  * - `mapSgtable` turns an exporter's private page runs into an sg table of DMA addresses and lengths.
- *   That table is all an importer ever gets: the runs are held in an ECMAScript private field, so an
- *   importer cannot reach pages even by accident (the reason dma_buf_get_pfn was rejected).
+ *   That table is all an importer ever gets: the runs live in a module-private WeakMap, so nothing on the
+ *   table leads to pages (the reason dma_buf_get_pfn was rejected).
  * - Map does `sync_for_device` and unmap does `sync_for_cpu`, unless DMA_ATTR_SKIP_CPU_SYNC; the explicit
  *   `sync*ForCpu/ForDevice` calls are what begin/end_cpu_access use. arm64 semantics:
  *     for_device(any dir)            → clean (write dirty CPU lines back)
@@ -38,6 +38,34 @@ export interface SgEntry {
 
 let nextSgtId = 1;
 
+/**
+ * The pages behind each table, reachable only through this module's `sgTableRuns`, which exporters and
+ * the DMA layer import and importers have no reason to: nothing on the table object leads to pages.
+ */
+const runsByTable = new WeakMap<SgTable, readonly PageRun[]>();
+/** Tables that are no longer live (unmapped, or their buffer or attachment went away). */
+const deadTables = new WeakSet<SgTable>();
+/** Tables whose exporter moved the buffer (move_notify) before the importer unmapped them. */
+const invalidatedTables = new WeakSet<SgTable>();
+
+/** @internal exporters and the DMA layer only. */
+export function sgTableRuns(sgt: SgTable): readonly PageRun[] {
+  const runs = runsByTable.get(sgt);
+  assert(runs !== undefined, `sg table ${sgt.id} has no pages`);
+  return runs;
+}
+/** @internal The table stops being live (unmap, detach, release). */
+export function sgTableKill(sgt: SgTable): void {
+  deadTables.add(sgt);
+}
+/** @internal move_notify: the table still maps the old pages, which the importer may no longer write. */
+export function sgTableInvalidate(sgt: SgTable): void {
+  invalidatedTables.add(sgt);
+}
+export function sgTableInvalidated(sgt: SgTable): boolean {
+  return invalidatedTables.has(sgt);
+}
+
 /** What `map_dma_buf` returns: DMA addresses only. */
 export class SgTable {
   readonly id = nextSgtId++;
@@ -45,34 +73,23 @@ export class SgTable {
   readonly dir: DmaDataDirection;
   readonly entries: readonly SgEntry[];
   readonly attrs: number;
-  /** Private to the exporter and this module: importers cannot name it. */
-  readonly #runs: readonly PageRun[];
-  #live = true;
 
   constructor(device: Device, dir: DmaDataDirection, runs: readonly PageRun[], attrs: number) {
     this.device = device;
     this.dir = dir;
     this.attrs = attrs;
-    this.#runs = runs;
+    runsByTable.set(this, runs);
     this.entries = Object.freeze(
       runs.map((r) => Object.freeze({ dmaAddress: r.pfn * PAGE_SIZE, lengthBytes: r.pageCount * PAGE_SIZE })),
     );
   }
   get live(): boolean {
-    return this.#live;
+    return !deadTables.has(this);
   }
   get totalBytes(): number {
     let n = 0;
     for (const e of this.entries) n += e.lengthBytes;
     return n;
-  }
-  /** @internal exporter/dma-mapping use only. */
-  static runsOf(sgt: SgTable): readonly PageRun[] {
-    return sgt.#runs;
-  }
-  /** @internal */
-  static kill(sgt: SgTable): void {
-    sgt.#live = false;
   }
 }
 
@@ -95,15 +112,15 @@ export class DmaMapping {
   /** `dma_unmap_sgtable`. */
   unmapSgtable(sgt: SgTable, dir: DmaDataDirection, attrs = 0): void {
     assert(sgt.live, `sg table ${sgt.id} unmapped twice`);
-    if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) this.syncForCpu(SgTable.runsOf(sgt), dir);
-    SgTable.kill(sgt);
+    if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) this.syncForCpu(sgTableRuns(sgt), dir);
+    sgTableKill(sgt);
   }
 
   syncSgtableForCpu(sgt: SgTable, dir: DmaDataDirection): void {
-    this.syncForCpu(SgTable.runsOf(sgt), dir);
+    this.syncForCpu(sgTableRuns(sgt), dir);
   }
   syncSgtableForDevice(sgt: SgTable, dir: DmaDataDirection): void {
-    this.syncForDevice(SgTable.runsOf(sgt), dir);
+    this.syncForDevice(sgTableRuns(sgt), dir);
   }
 
   /** arch_sync_dma_for_device: arm64 always cleans, whatever the direction. */

@@ -276,7 +276,7 @@ export class Vgem {
   dmaRead(proc: Process, drmFd: number, handle: number, offset: number, length: number): Uint8Array | Errno {
     const obj = this.object(proc, drmFd, handle);
     if (typeof obj === 'number') return obj;
-    const spans = dmaBufDeviceSpans(obj.attach, obj.sgt, offset, length);
+    const spans = dmaBufDeviceSpans(obj.attach, obj.sgt, offset, length, 'read');
     if (typeof spans === 'number') return spans;
     const out = new Uint8Array(length);
     let at = 0;
@@ -291,7 +291,7 @@ export class Vgem {
   dmaWrite(proc: Process, drmFd: number, handle: number, offset: number, data: Uint8Array): number {
     const obj = this.object(proc, drmFd, handle);
     if (typeof obj === 'number') return obj;
-    const spans = dmaBufDeviceSpans(obj.attach, obj.sgt, offset, data.length);
+    const spans = dmaBufDeviceSpans(obj.attach, obj.sgt, offset, data.length, 'write');
     if (typeof spans === 'number') return spans;
     let at = 0;
     for (const s of spans) {

@@ -430,17 +430,27 @@ describe('dma_fence across threads', () => {
     };
     expect(r1.results).toEqual(early.map(() => -ENOENT));
     expect(r1.counts).toEqual(early.map(() => 0));
-    // Pass 2: the worker adds first (it replies only after its callbacks ran), then we signal.
+    // Pass 2: this thread adds first, then a worker signals: each callback must run exactly once, here.
     const late = Array.from({ length: 8 }, () => mockFence(t));
     const cbs = late.map(() => counter());
-    late.forEach((f, i) => {
-      expect(dmaFenceAddCallback(t, f, cbs[i] as DmaFenceCb)).toBe(0);
-    });
+    const ran = late.map(
+      (f, i) =>
+        new Promise<void>((resolve) => {
+          const c = cbs[i] as DmaFenceCb & { runs: number };
+          expect(
+            dmaFenceAddCallback(t, f, {
+              func: (fence, cb) => {
+                c.func(fence, cb);
+                resolve();
+              },
+            }),
+          ).toBe(0);
+        }),
+    );
     const signaller = spawn({ sab: t.sab, role: 'signaller', fences: late });
     expect((await signaller.reply).result).toEqual(late.map(() => 0));
-    // The remote signal reaches this thread's callbacks through its watcher, once each.
-    await Promise.all(late.map((f) => dmaFenceWaitTimeoutAsync(t, f, true, MAX_SCHEDULE_TIMEOUT)));
-    await new Promise((r) => setImmediate(r));
+    // The remote signal reaches this thread's callbacks through its watcher; a hang here fails by timeout.
+    await Promise.all(ran);
     expect(cbs.map((c) => c.runs)).toEqual(late.map(() => 1));
   });
 });
