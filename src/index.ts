@@ -23,6 +23,36 @@ export {
   dmaBufUnmapAttachmentUnlocked,
   dmaBufUnpin,
 } from './kernel/dma-buf.js';
+export {
+  type DmaFenceCb,
+  type DmaFenceOps,
+  dmaFenceAddCallback,
+  dmaFenceContextAlloc,
+  dmaFenceEnableSwSignaling,
+  dmaFenceGet,
+  dmaFenceGetStatus,
+  dmaFenceGetStub,
+  dmaFenceInit,
+  dmaFenceIsLater,
+  dmaFenceIsSignaled,
+  dmaFencePut,
+  dmaFenceRemoveCallback,
+  dmaFenceSetError,
+  dmaFenceSignal,
+  dmaFenceSignalTimestamp,
+  dmaFenceWaitAnyTimeout,
+  dmaFenceWaitAnyTimeoutAsync,
+  dmaFenceWaitTimeout,
+  dmaFenceWaitTimeoutAsync,
+  type FenceHandle,
+  type FenceMisuse,
+  FenceTable,
+  MAX_SCHEDULE_TIMEOUT,
+  registerFenceOps,
+} from './kernel/dma-fence.js';
+export { dmaFenceArrayCreate } from './kernel/dma-fence-array.js';
+export { dmaFenceChainFindSeqno, dmaFenceChainInit, dmaFenceChainWalk } from './kernel/dma-fence-chain.js';
+export { dmaFenceUnwrapForEach, dmaFenceUnwrapMerge } from './kernel/dma-fence-unwrap.js';
 export type { DmaHeap, HeapBacking, HeapProperties, HeapRestriction, HeapStats } from './kernel/dma-heap.js';
 export {
   type Device,
@@ -32,10 +62,36 @@ export {
   type SgEntry,
   type SgTable,
 } from './kernel/dma-mapping.js';
-export { dmaResvIsLocked, dmaResvLock, dmaResvTrylock, dmaResvUnlock } from './kernel/dma-resv.js';
+export {
+  DMA_RESV_USAGE_BOOKKEEP,
+  DMA_RESV_USAGE_KERNEL,
+  DMA_RESV_USAGE_READ,
+  DMA_RESV_USAGE_WRITE,
+  DmaResv,
+  dmaResvAddFence,
+  dmaResvGetFences,
+  dmaResvGetSingleton,
+  dmaResvIsLocked,
+  dmaResvLock,
+  dmaResvLockSlow,
+  dmaResvReserveFences,
+  dmaResvTestSignaled,
+  dmaResvTrylock,
+  dmaResvUnlock,
+  dmaResvUsageRw,
+  dmaResvWaitTimeout,
+  dmaResvWaitTimeoutAsync,
+  type ResvEnv,
+  ResvTable,
+  type WwAcquireCtx,
+  wwAcquireDone,
+  wwAcquireFini,
+  wwAcquireInit,
+} from './kernel/dma-resv.js';
 export * as errno from './kernel/errno.js';
 export { errnoName, isErr } from './kernel/errno.js';
 export { type ArenaUsage, Kernel, type KernelOptions } from './kernel/kernel.js';
 export { Process, type ProcessOptions } from './kernel/process.js';
+export { syncFileGetFence, syncFileInstall } from './kernel/sync-file.js';
 export type { ChannelName, KernelChannels, Warning } from './kernel/trace.js';
 export * from './kernel/uapi.js';

@@ -192,14 +192,14 @@ async function main(): Promise<void> {
   }
   const f = (x: number, d = 2): string => x.toFixed(d);
   process.stdout.write(
-    [
+    `${[
       `fence signal→wake round trip (worker↔worker): ${f(rt.fenceUs)} µs vs raw Atomics ping-pong ${f(rt.rawUs)} µs` +
         ` → ratio ${f(rt.ratio)} (target ≤ 1.2) ${rt.ratio <= 1.2 ? 'OK' : 'OVER TARGET'}`,
       `resv lock+unlock, uncontended: ${f(un.resvNs, 0)} ns vs raw futex mutex ${f(un.rawNs, 0)} ns → ratio ${f(un.ratio)}`,
       `resv contended, 2 workers: ${f(c2.resvMops)} M ops/s vs raw mutex ${f(c2.rawMops)} M ops/s → ratio ${f(c2.ratio)}`,
       `resv contended, 4 workers: ${f(c4.resvMops)} M ops/s vs raw mutex ${f(c4.rawMops)} M ops/s → ratio ${f(c4.ratio)}`,
       `(median of ${REPEATS} alternating runs; ratios are what to compare across machines)`,
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   );
 }
 
