@@ -179,7 +179,8 @@ export class FenceTable {
   /** Slots whose lock this thread holds (recursion would deadlock: a KernelBug). */
   private readonly held = new Set<number>();
   /** This thread's callbacks, per slot, FIFO. */
-  private readonly callbacks = new Map<number, DmaFenceCb[]>();
+  /** Keyed by handle (generation included), so a slot's next fence never inherits stale callbacks. */
+  private readonly callbacks = new Map<FenceHandle, DmaFenceCb[]>();
   private readonly watching = new Set<FenceHandle>();
   /** A pending Atomics.waitAsync does not keep a thread alive; this timer does while watchers wait. */
   private keepAlive: ReturnType<typeof setInterval> | null = null;
@@ -229,6 +230,11 @@ export class FenceTable {
 
   get liveCount(): number {
     return Atomics.load(this.header, H_LIVE);
+  }
+
+  /** This thread's callback watchers still registered (for tests that must order against them). */
+  get watcherCount(): number {
+    return this.watching.size;
   }
 
   // --- slots and handles ---
@@ -370,7 +376,8 @@ export class FenceTable {
     w[b + S_FLAGS] = flags;
     w[b + S_ERROR] = 0;
     w[b + S_OPS] = kindIdx;
-    w[b + S_WAITERS] = 0;
+    // S_WAITERS is not reset: a watcher of the slot's previous fence may still be registered, and it will
+    // subtract exactly what it added. Zeroing it here would drive the count negative and skip a notify.
     w[b + S_CONTEXT_LO] = (context % 2 ** 32) | 0;
     w[b + S_CONTEXT_HI] = Math.floor(context / 2 ** 32);
     w[b + S_SEQNO_LO] = (seqno % 2 ** 32) | 0;
@@ -430,7 +437,7 @@ export class FenceTable {
     Atomics.store(this.words, b + S_STATE, STATE_FREE);
     // Wake watchers of the dead fence (on any thread) so they retire now, not at the slot's next signal.
     if (Atomics.load(this.words, b + S_WAITERS) > 0) Atomics.notify(this.words, b + S_STATE);
-    this.callbacks.delete(slot);
+    this.callbacks.delete(f);
     Atomics.sub(this.header, H_LIVE, 1);
     this.pushFree(slot);
   }
@@ -485,37 +492,34 @@ export class FenceTable {
   }
 
   private runLocalCallbacks(f: FenceHandle): void {
-    const slot = FenceTable.slotOf(f);
-    const cbs = this.callbacks.get(slot);
+    const cbs = this.callbacks.get(f);
     if (cbs === undefined || cbs.length === 0) return;
-    this.callbacks.delete(slot);
-    Atomics.sub(this.words, this.base(slot) + S_CALLBACKS, cbs.length);
+    this.callbacks.delete(f);
+    Atomics.sub(this.words, this.base(FenceTable.slotOf(f)) + S_CALLBACKS, cbs.length);
     for (const cb of cbs) cb.func(f, cb);
   }
 
   /** @internal Queue a callback for this thread (lock held, fence active). */
   queueCallbackLocked(f: FenceHandle, cb: DmaFenceCb): void {
     this.assertLocked(f);
-    const slot = FenceTable.slotOf(f);
-    let list = this.callbacks.get(slot);
+    let list = this.callbacks.get(f);
     if (list === undefined) {
       list = [];
-      this.callbacks.set(slot, list);
+      this.callbacks.set(f, list);
     }
     list.push(cb);
-    Atomics.add(this.words, this.base(slot) + S_CALLBACKS, 1);
+    Atomics.add(this.words, this.base(FenceTable.slotOf(f)) + S_CALLBACKS, 1);
     this.watch(f);
   }
 
   /** @internal */
   dequeueCallbackLocked(f: FenceHandle, cb: DmaFenceCb): boolean {
     this.assertLocked(f);
-    const slot = FenceTable.slotOf(f);
-    const list = this.callbacks.get(slot);
+    const list = this.callbacks.get(f);
     const i = list?.indexOf(cb) ?? -1;
     if (list === undefined || i < 0) return false;
     list.splice(i, 1);
-    Atomics.sub(this.words, this.base(slot) + S_CALLBACKS, 1);
+    Atomics.sub(this.words, this.base(FenceTable.slotOf(f)) + S_CALLBACKS, 1);
     return true;
   }
 
@@ -545,7 +549,15 @@ export class FenceTable {
         clearInterval(this.keepAlive);
         this.keepAlive = null;
       }
-      if (!this.isLive(f) || !this.callbacks.get(slot)?.length) return;
+      const cbs = this.callbacks.get(f);
+      if (!cbs?.length) return;
+      if (!this.isLive(f)) {
+        // Released on another thread after it signalled (with -EDEADLK if callbacks were pending): the
+        // callbacks are still owed their one call. The slot is gone, so neither lock nor count is touched.
+        this.callbacks.delete(f);
+        for (const cb of cbs) cb.func(f, cb);
+        return;
+      }
       this.lock(f);
       try {
         this.runLocalCallbacks(f);

@@ -77,11 +77,26 @@ function timelineOf(t: FenceTable, f: FenceHandle): SyncTimeline {
 export const swSyncFenceOps = registerFenceOps('sw_sync', {
   getDriverName: () => 'sw_sync',
   getTimelineName: (t, f) => timelineOf(t, f).name,
-  // timeline_fence_signaled: reached once the timeline's value is not earlier than the seqno.
-  signaled: (t, f) => !__dmaFenceIsLater(t.flagsOf(f), t.seqnoOf(f), timelineOf(t, f).value),
+  // timeline_fence_signaled: reached once the timeline's value is not earlier than the seqno. On a device
+  // thread the timeline is not visible: "not yet" is the safe answer, since INC signals points actively.
+  signaled: (t, f) => {
+    const tl = timelines.get(t)?.get(t.auxOf(f));
+    return tl !== undefined && !__dmaFenceIsLater(t.flagsOf(f), t.seqnoOf(f), tl.value);
+  },
   enableSignaling: () => true,
   release: (t, f) => {
-    const tl = timelineOf(t, f);
+    const tl = timelines.get(t)?.get(t.auxOf(f));
+    if (tl === undefined) {
+      // The last reference went on a device thread: the timeline (on the kernel thread) keeps a handle that
+      // is now stale; syncTimelineSignal skips such handles. Reported, because the kernel thread loses the
+      // point's deadline and timeline reference bookkeeping.
+      t.onMisuse({
+        rule: 'sw-sync-foreign-release',
+        message: `sw_sync point ${f} released off the kernel thread`,
+        fence: f,
+      });
+      return;
+    }
     const i = tl.pts.indexOf(f);
     if (i >= 0) tl.pts.splice(i, 1);
     tl.deadlines.delete(f);
@@ -147,6 +162,10 @@ export function syncTimelineSignal(k: KernelCore, tl: SyncTimeline, inc: number)
   const now = k.nowNs();
   while (tl.pts.length > 0) {
     const pt = tl.pts[0] as FenceHandle;
+    if (!t.isLive(pt)) {
+      tl.pts.shift(); // released on another thread (see the release op)
+      continue;
+    }
     if (__dmaFenceIsLater(t.flagsOf(pt), t.seqnoOf(pt), tl.value)) break;
     dmaFenceGet(t, pt);
     tl.pts.shift();

@@ -117,6 +117,7 @@ function syncFileIoctlMerge(sf: SyncFile, arg: unknown): number {
   const out = syncFileCreate(k, merged);
   dmaFencePut(k.fences, merged); // the sync_file took its own reference
   (out.privateData as SyncFile).userName = name;
+  kbuf.setUint8(31, 0); // the kernel's `data.name[31] = '\0'` is copied back too
   kset(kbuf, sync_merge_data, 'fence', fd);
   if (copyToUser(arg, sync_merge_data, kbuf, 48) < 0) {
     out.put();

@@ -26,7 +26,11 @@ function encodeField(view: DataView, f: Field, value: unknown): void {
     case 'u64': {
       let b: bigint;
       if (typeof value === 'bigint') b = value;
-      else {
+      else if (typeof value === 'object') {
+        // A user pointer given as a JS object (an array the kernel fills): opaque and non-NULL here; the
+        // ioctl that owns the field reads and writes the object itself.
+        b = 1n;
+      } else {
         const n = Number(value);
         if (!Number.isFinite(n)) throw new TypeError(`field ${f.name}: not a number: ${String(value)}`);
         b = BigInt(Math.trunc(n));

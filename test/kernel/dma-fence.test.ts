@@ -312,6 +312,25 @@ describe('callback watchers (regression)', () => {
   });
 });
 
+describe('waiter count across slot reuse (regression)', () => {
+  it('a watcher left from a freed fence does not make the next fence in its slot skip its wakeup', async () => {
+    const { t } = table(4);
+    const other = FenceTable.attach(t.sab);
+    const x = mockFence(t);
+    const cb = counter();
+    expect(dmaFenceAddCallback(t, x, cb)).toBe(0); // a watcher registers as a waiter on x's slot
+    expect(dmaFenceRemoveCallback(t, x, cb)).toBe(true);
+    dmaFencePut(t, x); // freed unsignalled: the watcher retires later and subtracts its count
+    const y = mockFence(t);
+    expect(y % (1 << 20)).toBe(x % (1 << 20));
+    const woke = dmaFenceWaitTimeoutAsync(t, y, true, MAX_SCHEDULE_TIMEOUT); // registers as a waiter now
+    // Force the bad order: the stale watcher retires (subtracting its count) before the signal.
+    while (t.watcherCount > 0) await new Promise((r) => setImmediate(r));
+    dmaFenceSignal(other, y);
+    expect(await woke).toBe(MAX_SCHEDULE_TIMEOUT); // before the fix this hung until the test timeout
+  });
+});
+
 describe('seqno ordering', () => {
   it('32-bit wrap compare at the boundary (kernel-semantics §11 A8)', () => {
     expect(__dmaFenceIsLater(0, 0x8000_0000, 0)).toBe(false);
