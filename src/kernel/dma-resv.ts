@@ -69,7 +69,12 @@ const HEADER_WORDS = 16;
 // Object (Int32 words), followed by RESV_FENCES_MAX Float64 fence handles:
 const R_LOCK = 0; // futex word: 0 unlocked, else holder pid + 1
 const R_LOCK_WAITERS = 1; // sleepers on R_LOCK (unlock notifies only when > 0; same Dekker pairing as fences)
-const R_HOLDER_STAMP = 2; // the holder's acquire-context stamp, 0 without a context
+// The holder's acquire-context stamp; NO_CTX when locked without a context. 0 means "not written yet":
+// the holder claims R_LOCK first and writes its stamp just after, and a contender that reads 0 in that gap
+// must look again rather than take the holder for a context-less one (it would sleep where Wait-Die says
+// die, and two contexts could then wait for each other forever).
+const R_HOLDER_STAMP = 2;
+const NO_CTX = -1;
 const R_HOLDER_THREAD = 3; // worker threadId of the holder + 1 (0 when unlocked)
 const R_SEQ = 4; // seqcount: odd while the fence list is being rewritten
 const R_NUM = 5; // fences in the list
@@ -298,7 +303,7 @@ function ownerTag(task: Task): number {
 
 function tryTake(obj: DmaResv, task: Task, ctx: WwAcquireCtx | null): boolean {
   if (Atomics.compareExchange(obj.w, R_LOCK, 0, ownerTag(task)) !== 0) return false;
-  Atomics.store(obj.w, R_HOLDER_STAMP, ctx?.stamp ?? 0);
+  Atomics.store(obj.w, R_HOLDER_STAMP, ctx?.stamp ?? NO_CTX);
   Atomics.store(obj.w, R_HOLDER_THREAD, obj.env.threadId + 1);
   if (ctx !== null) ctx.acquired++;
   return true;
@@ -354,8 +359,9 @@ function lockCommon(obj: DmaResv, ctx: WwAcquireCtx | null, slow: boolean): numb
       env.warn('ww-mutex-recursive', 'dma_resv lock taken twice by one task (self-deadlock)', { resv: obj.id });
       return -EDEADLK;
     }
+    if (holderStamp === 0) continue; // the holder is between its claim and its stamp: look again
     // Wait-Die: a context holding locks dies rather than wait for an older holder.
-    if (!slow && ctx !== null && ctx.acquired > 0 && holderStamp !== 0 && holderStamp < ctx.stamp) {
+    if (!slow && ctx !== null && ctx.acquired > 0 && holderStamp > 0 && holderStamp < ctx.stamp) {
       ctx.contended = obj;
       return -EDEADLK;
     }
@@ -390,7 +396,7 @@ export function dmaResvUnlock(obj: DmaResv): void {
   }
   if (obj.table.debugSlots) Atomics.store(obj.w, R_MAX, Atomics.load(obj.w, R_NUM));
   const stamp = Atomics.load(obj.w, R_HOLDER_STAMP);
-  const ctx = stamp !== 0 ? contextsByStamp.get(stamp) : undefined;
+  const ctx = stamp > 0 ? contextsByStamp.get(stamp) : undefined;
   if (ctx !== undefined) ctx.acquired--;
   Atomics.store(obj.w, R_HOLDER_STAMP, 0);
   Atomics.store(obj.w, R_HOLDER_THREAD, 0);
@@ -404,7 +410,7 @@ export function dmaResvIsLocked(obj: DmaResv): boolean {
 
 /** `dma_resv_locking_ctx`: the holder's stamp, or 0. */
 export function dmaResvLockingStamp(obj: DmaResv): number {
-  return Atomics.load(obj.w, R_HOLDER_STAMP);
+  return Math.max(0, Atomics.load(obj.w, R_HOLDER_STAMP));
 }
 
 /** `dma_resv_assert_held(obj)`: lockdep_assert_held. Reports and returns false when not held by current. */

@@ -180,40 +180,40 @@ export class Process implements Task {
   poll(fds: PollFd[], timeoutMs: number): number {
     return this.sys(() => {
       const t = this.kernel.fences;
-      const first = this.pollScan(fds);
-      try {
-        if (first.ready > 0 || timeoutMs === 0) return first.ready;
-        if (!this.pollCanWait(first.fences, timeoutMs)) return 0;
-        t.sleepUntilAny(first.fences, timeoutMs < 0 ? Number.POSITIVE_INFINITY : timeoutMs, (f) =>
-          dmaFenceIsSignaled(t, f),
-        );
-      } finally {
-        for (const f of first.fences) dmaFencePut(t, f);
+      const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+      // do_poll: scan, sleep until something that could matter signals, scan again, until an event or
+      // the deadline. One wake is not enough: the fence that signalled may not be the one that decides.
+      for (;;) {
+        const scan = this.pollScan(fds);
+        try {
+          const left = deadline - performance.now();
+          if (scan.ready > 0 || left <= 0 || timeoutMs === 0) return scan.ready;
+          if (!this.pollCanWait(scan.fences, timeoutMs)) return 0;
+          t.sleepUntilAny(scan.fences, left, (f) => dmaFenceIsSignaled(t, f));
+        } finally {
+          for (const f of scan.fences) dmaFencePut(t, f);
+        }
       }
-      const again = this.pollScan(fds);
-      for (const f of again.fences) dmaFencePut(t, f);
-      return again.ready;
     });
   }
 
   /** The event-loop-friendly twin of `poll`. */
   async pollAsync(fds: PollFd[], timeoutMs: number): Promise<number> {
     const t = this.kernel.fences;
-    const first = this.sys(() => this.pollScan(fds));
-    try {
-      if (first.ready > 0 || timeoutMs === 0) return first.ready;
-      if (!this.pollCanWait(first.fences, timeoutMs)) return 0;
-      await t.sleepUntilAnyAsync(first.fences, timeoutMs < 0 ? Number.POSITIVE_INFINITY : timeoutMs, (f) =>
-        dmaFenceIsSignaled(t, f),
-      );
-    } finally {
-      for (const f of first.fences) dmaFencePut(t, f);
+    const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+    for (;;) {
+      const scan = this.sys(() => this.pollScan(fds));
+      try {
+        const left = deadline - performance.now();
+        if (scan.ready > 0 || left <= 0 || timeoutMs === 0) return scan.ready;
+        if (!this.pollCanWait(scan.fences, timeoutMs)) return 0;
+        await t.sleepUntilAnyAsync(scan.fences, left, (f) => dmaFenceIsSignaled(t, f));
+      } finally {
+        this.sys(() => {
+          for (const f of scan.fences) dmaFencePut(t, f);
+        });
+      }
     }
-    return this.sys(() => {
-      const again = this.pollScan(fds);
-      for (const f of again.fences) dmaFencePut(t, f);
-      return again.ready;
-    });
   }
 
   /** One pass of do_poll: every entry's revents, and what could wake us. */
