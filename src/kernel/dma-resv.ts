@@ -305,7 +305,12 @@ function tryTake(obj: DmaResv, task: Task, ctx: WwAcquireCtx | null): boolean {
   if (Atomics.compareExchange(obj.w, R_LOCK, 0, ownerTag(task)) !== 0) return false;
   Atomics.store(obj.w, R_HOLDER_STAMP, ctx?.stamp ?? NO_CTX);
   Atomics.store(obj.w, R_HOLDER_THREAD, obj.env.threadId + 1);
-  if (ctx !== null) ctx.acquired++;
+  if (ctx !== null) {
+    ctx.acquired++;
+    // A new holder with a stamp may be older than a context sleeping here that holds other locks: wake
+    // every sleeper so each re-runs Wait-Die (and dies if it must) instead of waiting on an older holder.
+    if (Atomics.load(obj.w, R_LOCK_WAITERS) > 0) Atomics.notify(obj.w, R_LOCK);
+  }
   return true;
 }
 
@@ -401,7 +406,8 @@ export function dmaResvUnlock(obj: DmaResv): void {
   Atomics.store(obj.w, R_HOLDER_STAMP, 0);
   Atomics.store(obj.w, R_HOLDER_THREAD, 0);
   Atomics.store(obj.w, R_LOCK, 0);
-  if (Atomics.load(obj.w, R_LOCK_WAITERS) > 0) Atomics.notify(obj.w, R_LOCK);
+  // One sleeper is enough for progress; Wait-Die re-checks are triggered by the next holder (tryTake).
+  if (Atomics.load(obj.w, R_LOCK_WAITERS) > 0) Atomics.notify(obj.w, R_LOCK, 1);
 }
 
 export function dmaResvIsLocked(obj: DmaResv): boolean {
