@@ -25,7 +25,7 @@ if (stale) {
   };
   process.stderr.write('dmafarm: installing locked dependencies…\n');
   try {
-    execSync('npm ci --no-audit --no-fund', opts);
+    execSync('npm ci --no-audit --no-fund', { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
   } catch {
     process.stderr.write('dmafarm: npm ci refused the lockfile (partial platform mirror?); using npm install\n');
     execSync('npm install --no-audit --no-fund', opts);
