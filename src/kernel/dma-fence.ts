@@ -680,8 +680,12 @@ export class FenceTable {
 
 /** `dma_fence_context_alloc(num)`: the first of `num` consecutive fresh contexts (never 0). */
 export function dmaFenceContextAlloc(t: FenceTable, num: number): number {
-  assert(Number.isInteger(num) && num > 0, `dma_fence_context_alloc(${num})`);
   const header = new Int32Array(t.sab, 0, HEADER_WORDS);
+  if (!Number.isInteger(num) || num <= 0) {
+    // WARN_ON(!num) in the kernel, which then hands out the next context without reserving any.
+    t.onMisuse({ rule: 'fence-context-alloc-zero', message: `dma_fence_context_alloc(${num})`, fence: -1 });
+    return Atomics.load(header, H_CONTEXT_NEXT);
+  }
   const first = Atomics.add(header, H_CONTEXT_NEXT, num);
   assert(first > 0 && first + num < 2 ** 31, 'fence contexts exhausted');
   return first;

@@ -22,6 +22,8 @@ import {
   dmaFenceSetError,
   dmaFenceSignal,
   dmaFenceSignalTimestamp,
+  dmaFenceWaitAnyTimeout,
+  dmaFenceWaitAnyTimeoutAsync,
   dmaFenceWaitTimeout,
   dmaFenceWaitTimeoutAsync,
   type FenceMisuse,
@@ -243,6 +245,40 @@ describe('dma_fence (st-dma-fence.c)', () => {
   });
 });
 
+describe('dma_fence_wait_any_timeout (§6.4)', () => {
+  it('no fences or a negative timeout is -EINVAL, reported', () => {
+    const { t, misuse } = table();
+    const f = mockFence(t);
+    expect(dmaFenceWaitAnyTimeout(t, [], true, 0).ret).toBe(-EINVAL);
+    expect(dmaFenceWaitAnyTimeout(t, [f], true, -1).ret).toBe(-EINVAL);
+    expect(misuse.map((m) => m.rule)).toEqual(['fence-wait-any-bad-args', 'fence-wait-any-bad-args']);
+  });
+
+  it('timeout 0 polls: 1 and the index of the first signalled fence, else 0', () => {
+    const { t } = table();
+    const fs = [mockFence(t), mockFence(t), mockFence(t)];
+    expect(dmaFenceWaitAnyTimeout(t, fs, true, 0)).toEqual({ ret: 0, idx: -1 });
+    dmaFenceSignal(t, fs[2] ?? -1);
+    dmaFenceSignal(t, fs[1] ?? -1);
+    expect(dmaFenceWaitAnyTimeout(t, fs, true, 0)).toEqual({ ret: 1, idx: 1 });
+  });
+
+  it('a bounded wait with none signalled times out with 0', () => {
+    const { t } = table();
+    const fs = [mockFence(t), mockFence(t)];
+    expect(dmaFenceWaitAnyTimeout(t, fs, true, 1_000_000).ret).toBe(0);
+  });
+
+  it('wakes when any one of them is signalled from another thread view', async () => {
+    const { t } = table();
+    const other = FenceTable.attach(t.sab);
+    const fs = [mockFence(t), mockFence(t), mockFence(t)];
+    const waiting = dmaFenceWaitAnyTimeoutAsync(t, fs, true, MAX_SCHEDULE_TIMEOUT);
+    dmaFenceSignal(other, fs[1] ?? -1);
+    expect(await waiting).toEqual({ ret: MAX_SCHEDULE_TIMEOUT, idx: 1 });
+  });
+});
+
 describe('fence handles and the table', () => {
   it('a stale handle never observes the fence that reuses its slot', () => {
     const { t, misuse } = table();
@@ -273,6 +309,13 @@ describe('fence handles and the table', () => {
     expect(dmaFenceInit(t, mockOps, 1, 1)).toBe(-ENOMEM);
     dmaFencePut(t, fs[0] ?? -1);
     expect(dmaFenceInit(t, mockOps, 1, 1)).toBeGreaterThan(0);
+  });
+
+  it('dma_fence_context_alloc(0) is a WARN: reported, nothing reserved', () => {
+    const { t, misuse } = table();
+    const next = dmaFenceContextAlloc(t, 0);
+    expect(misuse.map((m) => m.rule)).toEqual(['fence-context-alloc-zero']);
+    expect(dmaFenceContextAlloc(t, 1)).toBe(next);
   });
 
   it('contexts are consecutive and never 0', () => {
