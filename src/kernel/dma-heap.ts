@@ -233,6 +233,16 @@ export class DmaHeapRegistry {
     return dmabuf;
   }
 
+  /**
+   * An allocation by a kernel-side client (a device driver) rather than through the ioctl: the same
+   * PAGE_ALIGN, heap call and accounting, no fd. Returns the buffer with one reference, or -errno.
+   */
+  allocateInKernel(heap: DmaHeap, lenBytes: number, fdFlags: number): DmaBuf | Errno {
+    if (!Number.isSafeInteger(lenBytes) || lenBytes <= 0) return -EINVAL;
+    const aligned = Math.ceil(lenBytes / PAGE_SIZE) * PAGE_SIZE;
+    return this.callAllocate(heap, aligned, fdFlags & DMA_HEAP_VALID_FD_FLAGS, 0n);
+  }
+
   /** Current order: allocate, reserve an fd, copy out, and only then install the fd. */
   private allocate(heap: DmaHeap, kbuf: DataView, copyOut: (kbuf: DataView) => number): number {
     const v = this.validate(kbuf);

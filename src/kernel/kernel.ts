@@ -280,6 +280,16 @@ export class Kernel implements KernelCore {
     return proc;
   }
 
+  /**
+   * A kernel task without a process around it: a device driver's context (its pid owns resv locks and
+   * is charged for its allocations). It has no fd table.
+   */
+  createTask(name: string): Task {
+    if (typeof name !== 'string' || name.length === 0)
+      throw new TypeError('createTask: name must be a non-empty string');
+    return Object.freeze({ pid: this.nextPid++, comm: name.slice(0, 15), uid: 0, gid: 0 });
+  }
+
   /** @internal Process.exit removes itself. */
   reap(proc: Process): void {
     this.processes.delete(proc.pid);

@@ -1,0 +1,86 @@
+/**
+ * Camera: produces frames at a fixed rate into a pool of buffers from its heap.
+ *
+ * Per frame: pick the next buffer of the pool, wait until every reader of its previous frame is done
+ * (implicit sync: READ fences on the buffer's resv), create a write fence, publish it in the resv (WRITE)
+ * and on the frame (explicit), write the image (NV12: a luma plane and an interleaved chroma plane whose
+ * bytes are a function of the frame number), spend the exposure time, signal the fence, send the frame.
+ * It reports the checksum of every frame it wrote, so a display's checksums prove which bytes arrived.
+ *
+ * Injectable bugs (knob `bugs`), what they look like to everyone else:
+ * - `skipFenceSignal`: never signals frame N's fence → consumers hang on it (a fence leak);
+ * - `signalTwice`: signals every fence twice → fence-double-signal;
+ * - `signalBeforeWrite`: signals the fence, then writes → consumers may read a half-written frame;
+ * - `skipReleaseWait`: reuses a buffer without waiting for its readers → the display may show torn frames.
+ */
+import { z } from 'zod';
+import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
+import { type BufferRef, DMA_DIR_TO_DEVICE, defineDevice, type Mapping } from './device.js';
+
+export const cameraKnobs = z
+  .object({
+    heap: z.string().default('system'),
+    width: z.number().int().positive().max(8192).default(640),
+    height: z.number().int().positive().max(8192).default(480),
+    fps: z.number().positive().max(1000).default(30),
+    buffers: z.number().int().min(1).max(32).default(4),
+    frames: z.number().int().min(0).max(100_000).default(30),
+    /** Exposure/readout time per frame as a fraction of the frame interval (0..1). */
+    busyFraction: z.number().min(0).max(1).default(0.5),
+    bugs: z
+      .object({
+        skipFenceSignal: z.number().int().min(-1).default(-1),
+        signalTwice: z.boolean().default(false),
+        signalBeforeWrite: z.boolean().default(false),
+        skipReleaseWait: z.boolean().default(false),
+      })
+      .strict()
+      .default({ skipFenceSignal: -1, signalTwice: false, signalBeforeWrite: false, skipReleaseWait: false }),
+  })
+  .strict();
+export type CameraKnobs = z.infer<typeof cameraKnobs>;
+
+/** NV12: a full-resolution luma plane and a half-resolution interleaved CbCr plane. */
+export function nv12Bytes(width: number, height: number): number {
+  return width * height + 2 * Math.ceil(width / 2) * Math.ceil(height / 2);
+}
+
+export const camera = defineDevice<CameraKnobs>({
+  name: 'camera',
+  parseKnobs: (raw, defaults) => cameraKnobs.parse({ frames: defaults.frames, ...(raw as object) }),
+  inputs: () => [],
+  outputs: () => ['out'],
+  async run(ctx, k) {
+    const size = nv12Bytes(k.width, k.height);
+    const luma = k.width * k.height;
+    const intervalNs = Math.round(1e9 / k.fps);
+    const pool: { buf: BufferRef; map: Mapping }[] = [];
+    for (let i = 0; i < k.buffers; i++) {
+      const buf = await ctx.allocate(k.heap, size);
+      const att = await ctx.attach(buf);
+      pool.push({ buf, map: await ctx.map(att, DMA_DIR_TO_DEVICE) });
+    }
+    const checksums: number[] = [];
+    for (let seq = 0; seq < k.frames; seq++) {
+      const start = ctx.nowNs();
+      const slot = pool[seq % pool.length] as { buf: BufferRef; map: Mapping };
+      if (!k.bugs.skipReleaseWait) await ctx.waitResv(slot.buf, DMA_RESV_USAGE_READ);
+      const fence = await ctx.createFence();
+      await ctx.addFence(slot.buf, fence, DMA_RESV_USAGE_WRITE);
+      if (k.bugs.signalBeforeWrite) await ctx.signal(fence);
+      await ctx.fill(slot.map, 0, luma, (seq * 7 + 16) & 0xff);
+      await ctx.busy(Math.round(intervalNs * k.busyFraction));
+      await ctx.fill(slot.map, luma, size - luma, (seq * 13 + 128) & 0xff);
+      checksums.push(await ctx.checksum(slot.map, 0, slot.map.sizeBytes)); // what a scan-out CRC covers
+      if (!k.bugs.signalBeforeWrite && seq !== k.bugs.skipFenceSignal) await ctx.signal(fence);
+      if (k.bugs.signalTwice) await ctx.signal(fence);
+      await ctx.send('out', { seq, buffer: slot.buf, fence, flags: 0 }); // the fence reference goes with it
+      const spent = ctx.nowNs() - start;
+      if (spent < intervalNs) await ctx.busy(intervalNs - spent);
+    }
+    await ctx.close('out');
+    for (const { buf } of pool) await ctx.waitResv(buf, DMA_RESV_USAGE_READ);
+    for (const { buf } of pool) await ctx.release(buf);
+    return { frames: k.frames, checksums };
+  },
+});

@@ -1,0 +1,141 @@
+/**
+ * The device API: what a simulated device (camera, decoder, GPU, display, TEE, or a user's own model) may
+ * do. Models are written once against `DeviceContext` and run unchanged on both hosts:
+ * - the worker host: one worker_thread per device, real parallelism, blocking waits on Atomics;
+ * - the deterministic (sim) host: every device on one thread, and every call below that touches shared
+ *   state is a scheduling point where a seeded scheduler picks who runs next.
+ *
+ * Contract for models:
+ * - Every call is async; await it. Between two awaits a device runs alone (on the sim host) — that is the
+ *   unit of interleaving. Do not keep your own timers or threads; use `busy` for work that takes time.
+ * - Buffers are named by `BufferRef`s; bytes are reached only through a `Mapping` (DMA addresses behind it),
+ *   so a device never sees pages. `read`/`write` touch shared memory in place; `read` returns a copy the
+ *   device owns.
+ * - Misuse is data: a wait on a fence you do not hold, a write through a mapping the exporter moved, a
+ *   signal twice — the host reports it as a Finding and the run goes on.
+ */
+import type { DmaResvUsage } from '../kernel/dma-resv.js';
+import type { Prng } from '../workers/prng.js';
+
+/** A dma-buf as devices name it (the kernel's inode number). */
+export interface BufferRef {
+  readonly id: number;
+  readonly sizeBytes: number;
+  readonly heap: string;
+}
+
+/** A device's attachment to a buffer. */
+export interface AttachmentRef {
+  readonly id: number;
+  readonly bufferId: number;
+  readonly dynamic: boolean;
+}
+
+/** A live DMA mapping of an attachment. */
+export interface Mapping {
+  readonly id: number;
+  readonly attachmentId: number;
+  readonly bufferId: number;
+  readonly sizeBytes: number;
+}
+
+/** What travels on a link: which buffer, the fence that guards it, which frame. Never bytes. */
+export interface Frame {
+  readonly seq: number;
+  readonly buffer: BufferRef;
+  /** Fence the consumer waits on before reading; 0 when the producer attached it to the resv instead. */
+  readonly fence: number;
+  readonly flags: number;
+}
+
+export const DMA_DIR_BIDIRECTIONAL = 0;
+export const DMA_DIR_TO_DEVICE = 1;
+export const DMA_DIR_FROM_DEVICE = 2;
+
+export interface DeviceContext {
+  /** The device's instance name in the scenario ('cam0'). */
+  readonly name: string;
+  /** The model's name ('camera'). */
+  readonly model: string;
+  /** This device's stream of the run's seed. */
+  readonly prng: Prng;
+  /** Monotonic time in ns: virtual on the sim host, real on the worker host. */
+  nowNs(): number;
+  log(message: string, fields?: Record<string, unknown>): void;
+  /** The device is busy for `ns` (DMA, compute, scan-out). */
+  busy(ns: number): Promise<void>;
+
+  // --- buffers (kernel control plane) ---
+  allocate(heap: string, sizeBytes: number): Promise<BufferRef>;
+  /** Drop this device's reference; the kernel frees the buffer when nobody holds it. */
+  release(buf: BufferRef): Promise<void>;
+  /** Static attach (pinned while mapped) or dynamic (gets move_notify, must re-map). */
+  attach(buf: BufferRef, opts?: { dynamic?: boolean }): Promise<AttachmentRef>;
+  detach(att: AttachmentRef): Promise<void>;
+  map(att: AttachmentRef, dir?: number): Promise<Mapping>;
+  unmap(m: Mapping): Promise<void>;
+  /** Called when the exporter moved a buffer this device attached dynamically; re-map before more DMA. */
+  onMoveNotify(fn: (att: AttachmentRef) => void): void;
+
+  // --- bytes (data plane) ---
+  write(m: Mapping, offset: number, data: Uint8Array): Promise<void>;
+  read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array>;
+  /** Fill a range with a byte value (cheap, for big frames). */
+  fill(m: Mapping, offset: number, lengthBytes: number, value: number): Promise<void>;
+  /** FNV-1a checksum of a range, computed in place (what a display CRC unit does). */
+  checksum(m: Mapping, offset: number, lengthBytes: number): Promise<number>;
+
+  // --- fences ---
+  /** A new fence on this device's timeline (next seqno). */
+  createFence(): Promise<number>;
+  signal(fence: number, error?: number): Promise<number>;
+  /** Wait; returns > 0 when signalled, 0 on timeout. */
+  wait(fence: number, timeoutNs?: number): Promise<number>;
+  /** The fence's status: 0 pending, 1 done, < 0 error. */
+  status(fence: number): number;
+  put(fence: number): Promise<void>;
+
+  // --- implicit sync through the buffer's dma_resv ---
+  addFence(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number>;
+  /** Wait for every fence of usage ≤ `usage` on the buffer. */
+  waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs?: number): Promise<number>;
+
+  // --- links ---
+  /**
+   * Send a frame on an output port; waits while the link is full. The frame's fence reference goes with
+   * it: the sender must not put it, the receiver must.
+   */
+  send(port: string, frame: Frame): Promise<void>;
+  /** Next frame on an input port, or null at end of stream. */
+  recv(port: string): Promise<Frame | null>;
+  /** End of stream on an output port. */
+  close(port: string): Promise<void>;
+}
+
+export interface KnobDefaults {
+  frames: number;
+}
+
+/** What a device reports when it finishes. */
+export interface DeviceResult {
+  frames: number;
+  /** Named figures: checksums shown by a display, frames dropped, evictions, ... */
+  [figure: string]: number | number[] | string;
+}
+
+export interface DeviceModel<Knobs> {
+  readonly name: string;
+  /**
+   * Parse and default the knobs; throw a ZodError (path-named) for bad ones. `defaults` carries the
+   * scenario-wide values a model may adopt (the frame count for producers).
+   */
+  parseKnobs(raw: unknown, defaults: KnobDefaults): Knobs;
+  readonly inputs: (knobs: Knobs) => readonly string[];
+  readonly outputs: (knobs: Knobs) => readonly string[];
+  run(ctx: DeviceContext, knobs: Knobs): Promise<DeviceResult>;
+}
+
+/** Declare a device model (identity; gives the knobs their type). */
+export function defineDevice<Knobs>(model: DeviceModel<Knobs>): DeviceModel<Knobs> {
+  return Object.freeze(model);
+}

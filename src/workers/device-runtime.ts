@@ -1,0 +1,450 @@
+/**
+ * The one implementation of `DeviceContext`. Both hosts build it from the same shared memory (arenas,
+ * fence table, resv table, mapping table, link rings) and differ only in two injected parts:
+ * - `Blocking`: how a device waits — the sim host parks it in its scheduler, the worker host sleeps on
+ *   Atomics — and what time it is;
+ * - `ControlPlane`: how it reaches the kernel for allocation, attach and map — a direct call on the sim
+ *   host, comlink from a worker.
+ * Everything else — bytes through mappings, fences, resv, links, and the checks on them — is this file,
+ * so the same checkers run on both hosts.
+ */
+import type { AttachmentRef, BufferRef, DeviceContext, Frame, Mapping } from '../devices/device.js';
+import { assert } from '../kernel/assert.js';
+import {
+  dmaFenceContextAlloc,
+  dmaFenceGetStatus,
+  dmaFenceInit,
+  dmaFencePut,
+  dmaFenceSetError,
+  dmaFenceSignal,
+  type FenceHandle,
+  type FenceTable,
+  registerFenceOps,
+} from '../kernel/dma-fence.js';
+import {
+  DmaResv,
+  type DmaResvUsage,
+  dmaResvAddFence,
+  dmaResvGetFences,
+  dmaResvLock,
+  dmaResvReserveFences,
+  dmaResvUnlock,
+  type ResvTable,
+} from '../kernel/dma-resv.js';
+import { EINVAL, errnoName, isErr } from '../kernel/errno.js';
+import type { Arena } from '../kernel/memory.js';
+import { PAGE_SIZE } from '../kernel/uapi.js';
+import { MAP_DEAD, MAP_INVALIDATED, type MappingInfo, mappingState } from './device-service.js';
+import type { FrameDescriptor, LinkRing } from './link-ring.js';
+import type { Prng } from './prng.js';
+
+/** Device fences: driver "dmafarm", timeline = the device's name (aux holds the device index). */
+const deviceNames: string[] = [];
+export function setDeviceNames(names: readonly string[]): void {
+  deviceNames.length = 0;
+  deviceNames.push(...names);
+}
+export const deviceFenceOps = registerFenceOps('dmafarm-device', {
+  getDriverName: () => 'dmafarm',
+  getTimelineName: (t, f) => deviceNames[t.auxOf(f)] ?? 'device',
+});
+
+export interface Blocking {
+  nowNs(): number;
+  /** A scheduling point with no waiting (sim: maybe someone else runs now). */
+  point(op: string): Promise<void>;
+  busy(ns: number): Promise<void>;
+  /** > 0 once signalled, 0 on timeout. */
+  waitFence(t: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number>;
+  push(ring: LinkRing, d: FrameDescriptor): Promise<void>;
+  pop(ring: LinkRing): Promise<FrameDescriptor | null>;
+}
+
+export interface ControlPlane {
+  allocate(heap: string, sizeBytes: number): Promise<BufferRef | number>;
+  release(id: number): Promise<number>;
+  attach(id: number, dynamic: boolean): Promise<AttachmentRef | number>;
+  detach(attId: number): Promise<number>;
+  map(attId: number, dir: number): Promise<MappingInfo | number>;
+  unmap(mapId: number): Promise<number>;
+  bufferRef(id: number): Promise<BufferRef | number>;
+  resvIndexOf(id: number): Promise<number>;
+  misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
+}
+
+export interface RuntimeShared {
+  arenas: readonly Pick<Arena, 'name' | 'basePfn' | 'pageCount' | 'bytes'>[];
+  fences: FenceTable;
+  resvs: ResvTable;
+  mappingWords: Int32Array;
+  /** Rings by port name ('out', 'in0', ...), as this device sees them. */
+  ports: ReadonlyMap<string, LinkRing>;
+}
+
+/** A device-level failure of a kernel call the model did not expect to fail. */
+export class DeviceCallError extends Error {
+  readonly errno: number;
+  constructor(what: string, errno: number) {
+    super(`${what} failed: ${errnoName(errno)}`);
+    this.errno = errno;
+  }
+}
+
+export interface RuntimeEvent {
+  timeNs: number;
+  device: string;
+  op: string;
+  detail: string;
+}
+
+export class DeviceRuntime implements DeviceContext {
+  readonly name: string;
+  readonly model: string;
+  readonly prng: Prng;
+  private readonly index: number;
+  private readonly block: Blocking;
+  private readonly cp: ControlPlane;
+  private readonly shared: RuntimeShared;
+  private readonly logFn: (m: string, f?: Record<string, unknown>) => void;
+  private readonly record: (e: RuntimeEvent) => void;
+  private context = 0;
+  private seqno = 0;
+  private readonly mappings = new Map<number, MappingInfo>();
+  private readonly moveHandlers: ((att: AttachmentRef) => void)[] = [];
+  private readonly resvCache = new Map<number, DmaResv>();
+  private readonly bufferRefs = new Map<number, BufferRef>();
+  /** Fences this device created and still holds a reference on (it owes each a signal and a put). */
+  private readonly ownFences = new Set<number>();
+  /** References received with frames (it owes each a put). */
+  private readonly heldFences = new Set<number>();
+
+  constructor(opts: {
+    name: string;
+    model: string;
+    index: number;
+    prng: Prng;
+    blocking: Blocking;
+    control: ControlPlane;
+    shared: RuntimeShared;
+    log: (m: string, f?: Record<string, unknown>) => void;
+    record: (e: RuntimeEvent) => void;
+  }) {
+    this.name = opts.name;
+    this.model = opts.model;
+    this.index = opts.index;
+    this.prng = opts.prng;
+    this.block = opts.blocking;
+    this.cp = opts.control;
+    this.shared = opts.shared;
+    this.logFn = opts.log;
+    this.record = opts.record;
+  }
+
+  private ev(op: string, detail = ''): void {
+    this.record({ timeNs: this.block.nowNs(), device: this.name, op, detail });
+  }
+
+  nowNs(): number {
+    return this.block.nowNs();
+  }
+  log(message: string, fields?: Record<string, unknown>): void {
+    this.logFn(message, fields);
+  }
+  async busy(ns: number): Promise<void> {
+    this.ev('busy', String(ns));
+    await this.block.busy(ns);
+  }
+
+  private must<T>(what: string, r: T | number): T {
+    if (typeof r === 'number' && isErr(r)) throw new DeviceCallError(what, r);
+    return r as T;
+  }
+
+  // --- control plane ---
+  async allocate(heap: string, sizeBytes: number): Promise<BufferRef> {
+    await this.block.point('allocate');
+    const r = this.must(`allocate ${sizeBytes} bytes from ${heap}`, await this.cp.allocate(heap, sizeBytes));
+    this.ev('allocate', `${heap}:${r.id}`);
+    return r;
+  }
+  async release(buf: BufferRef): Promise<void> {
+    await this.block.point('release');
+    this.ev('release', String(buf.id));
+    await this.cp.release(buf.id);
+  }
+  async attach(buf: BufferRef, opts: { dynamic?: boolean } = {}): Promise<AttachmentRef> {
+    await this.block.point('attach');
+    const r = this.must(`attach buffer ${buf.id}`, await this.cp.attach(buf.id, opts.dynamic ?? false));
+    this.ev('attach', `${buf.id}:${r.id}`);
+    return r;
+  }
+  async detach(att: AttachmentRef): Promise<void> {
+    await this.block.point('detach');
+    this.ev('detach', String(att.id));
+    for (const [id, m] of this.mappings) if (m.attachmentId === att.id) this.mappings.delete(id);
+    await this.cp.detach(att.id);
+  }
+  async map(att: AttachmentRef, dir = 0): Promise<Mapping> {
+    await this.block.point('map');
+    const info = this.must(`map attachment ${att.id}`, await this.cp.map(att.id, dir));
+    this.mappings.set(info.id, info);
+    this.ev('map', `${att.id}:${info.id}`);
+    return { id: info.id, attachmentId: att.id, bufferId: info.bufferId, sizeBytes: info.sizeBytes };
+  }
+  async unmap(m: Mapping): Promise<void> {
+    await this.block.point('unmap');
+    this.ev('unmap', String(m.id));
+    this.mappings.delete(m.id);
+    await this.cp.unmap(m.id);
+  }
+  onMoveNotify(fn: (att: AttachmentRef) => void): void {
+    this.moveHandlers.push(fn);
+  }
+  /** @internal The host delivers move_notify here. */
+  deliverMoveNotify(att: AttachmentRef): void {
+    this.ev('move_notify', String(att.id));
+    for (const fn of this.moveHandlers) fn(att);
+  }
+
+  // --- data plane ---
+  /** Spans of a mapping's bytes in the arenas, after the shared-table checks. */
+  private spans(m: Mapping, offset: number, lengthBytes: number, write: boolean): Uint8Array[] | null {
+    const state = mappingState(this.shared.mappingWords, m.id);
+    if (state === MAP_DEAD) {
+      this.cp.misuse(
+        'dma-access-unmapped',
+        `${write ? 'wrote' : 'read'} through mapping ${m.id} after it was unmapped`,
+        {
+          mapping: m.id,
+          ino: m.bufferId,
+        },
+      );
+      return null;
+    }
+    if (state === MAP_INVALIDATED && write) {
+      this.cp.misuse('dma-write-after-move-notify', `wrote through mapping ${m.id} after move_notify`, {
+        mapping: m.id,
+        ino: m.bufferId,
+      });
+    }
+    const info = this.mappings.get(m.id);
+    if (info === undefined) {
+      this.cp.misuse('dma-access-foreign-mapping', `used mapping ${m.id} that is not its own`, { mapping: m.id });
+      return null;
+    }
+    if (offset < 0 || lengthBytes < 0 || offset + lengthBytes > info.sizeBytes) {
+      this.cp.misuse(
+        'dma-access-out-of-bounds',
+        `accessed [${offset}, +${lengthBytes}) of a ${info.sizeBytes}-byte mapping`,
+        {
+          mapping: m.id,
+        },
+      );
+      return null;
+    }
+    const out: Uint8Array[] = [];
+    let skip = offset;
+    let left = lengthBytes;
+    for (const e of info.entries) {
+      if (left === 0) break;
+      if (skip >= e.lengthBytes) {
+        skip -= e.lengthBytes;
+        continue;
+      }
+      const n = Math.min(e.lengthBytes - skip, left);
+      out.push(this.physView(e.dmaAddress + skip, n));
+      left -= n;
+      skip = 0;
+    }
+    return out;
+  }
+
+  private physView(phys: number, n: number): Uint8Array {
+    const pfn = Math.floor(phys / PAGE_SIZE);
+    for (const a of this.shared.arenas) {
+      if (pfn >= a.basePfn && pfn < a.basePfn + a.pageCount) {
+        const off = phys - a.basePfn * PAGE_SIZE;
+        return a.bytes.subarray(off, off + n);
+      }
+    }
+    assert(false, `DMA address 0x${phys.toString(16)} is in no arena`);
+  }
+
+  async write(m: Mapping, offset: number, data: Uint8Array): Promise<void> {
+    await this.block.point('write');
+    this.ev('write', `${m.bufferId}@${offset}+${data.length}`);
+    const spans = this.spans(m, offset, data.length, true);
+    if (spans === null) return;
+    let at = 0;
+    for (const s of spans) {
+      s.set(data.subarray(at, at + s.length));
+      at += s.length;
+    }
+  }
+  async fill(m: Mapping, offset: number, lengthBytes: number, value: number): Promise<void> {
+    await this.block.point('write');
+    this.ev('fill', `${m.bufferId}@${offset}+${lengthBytes}`);
+    const spans = this.spans(m, offset, lengthBytes, true);
+    if (spans === null) return;
+    for (const s of spans) s.fill(value & 0xff);
+  }
+  async read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
+    await this.block.point('read');
+    this.ev('read', `${m.bufferId}@${offset}+${lengthBytes}`);
+    const out = new Uint8Array(lengthBytes);
+    const spans = this.spans(m, offset, lengthBytes, false);
+    if (spans === null) return out;
+    let at = 0;
+    for (const s of spans) {
+      out.set(s, at);
+      at += s.length;
+    }
+    return out;
+  }
+  async checksum(m: Mapping, offset: number, lengthBytes: number): Promise<number> {
+    await this.block.point('read');
+    this.ev('checksum', `${m.bufferId}@${offset}+${lengthBytes}`);
+    const spans = this.spans(m, offset, lengthBytes, false);
+    let h = 0x811c9dc5;
+    if (spans === null) return 0;
+    for (const s of spans) for (let i = 0; i < s.length; i++) h = Math.imul(h ^ (s[i] ?? 0), 0x01000193);
+    return h >>> 0;
+  }
+
+  // --- fences ---
+  async createFence(): Promise<number> {
+    await this.block.point('fence');
+    const t = this.shared.fences;
+    if (this.context === 0) this.context = dmaFenceContextAlloc(t, 1);
+    this.seqno++;
+    const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
+    this.ownFences.add(f);
+    this.ev('fence', `${this.context}:${this.seqno}`);
+    return f;
+  }
+  async signal(fence: number, error?: number): Promise<number> {
+    await this.block.point('signal');
+    const t = this.shared.fences;
+    if (error !== undefined) dmaFenceSetError(t, fence, error);
+    const r = dmaFenceSignal(t, fence);
+    this.ev('signal', `${t.contextOf(fence)}:${t.seqnoOf(fence)}`);
+    if (r === -EINVAL && t.isLive(fence)) {
+      this.cp.misuse('fence-double-signal', `signalled fence ${t.contextOf(fence)}:${t.seqnoOf(fence)} twice`, {
+        context: t.contextOf(fence),
+        seqno: t.seqnoOf(fence),
+      });
+    }
+    return r;
+  }
+  async wait(fence: number, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
+    const t = this.shared.fences;
+    this.ev('wait', `${t.contextOf(fence)}:${t.seqnoOf(fence)}`);
+    const r = await this.block.waitFence(t, fence, timeoutNs);
+    this.ev('waited', `${t.contextOf(fence)}:${t.seqnoOf(fence)}=${r}`);
+    return r;
+  }
+  status(fence: number): number {
+    return dmaFenceGetStatus(this.shared.fences, fence);
+  }
+  async put(fence: number): Promise<void> {
+    await this.block.point('put');
+    if (!this.ownFences.delete(fence)) this.heldFences.delete(fence);
+    dmaFencePut(this.shared.fences, fence);
+  }
+
+  /**
+   * The device is gone (finished, crashed or hung): every fence it created and never signalled is
+   * signalled with `error`, so nobody waits for it forever, and its references are dropped. Returns how
+   * many were still pending (a fence leak when the device finished normally).
+   */
+  abandonFences(error: number): number {
+    const t = this.shared.fences;
+    let pending = 0;
+    for (const f of this.ownFences) {
+      if (!t.isLive(f)) continue;
+      if (dmaFenceGetStatus(t, f) === 0) {
+        pending++;
+        dmaFenceSetError(t, f, error);
+        dmaFenceSignal(t, f);
+      }
+      dmaFencePut(t, f);
+    }
+    this.ownFences.clear();
+    for (const f of this.heldFences) if (t.isLive(f)) dmaFencePut(t, f);
+    this.heldFences.clear();
+    return pending;
+  }
+
+  // --- resv ---
+  private async resv(buf: BufferRef): Promise<DmaResv> {
+    let r = this.resvCache.get(buf.id);
+    if (r === undefined) {
+      const idx = this.must(`resv of buffer ${buf.id}`, await this.cp.resvIndexOf(buf.id));
+      r = new DmaResv(this.shared.resvs, idx);
+      this.resvCache.set(buf.id, r);
+    }
+    return r;
+  }
+  async addFence(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number> {
+    const obj = await this.resv(buf);
+    await this.block.point('resv');
+    let ret = dmaResvLock(obj, null);
+    if (ret) return ret;
+    try {
+      ret = dmaResvReserveFences(obj, 1);
+      if (!ret) ret = dmaResvAddFence(obj, fence, usage);
+    } finally {
+      dmaResvUnlock(obj);
+    }
+    this.ev('resv-add', `${buf.id}:${usage}`);
+    return ret;
+  }
+  async waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
+    const obj = await this.resv(buf);
+    this.ev('resv-wait', `${buf.id}:${usage}`);
+    let left = 1;
+    for (const e of dmaResvGetFences(obj, usage)) {
+      if (left > 0) left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
+      dmaFencePut(this.shared.fences, e.fence);
+    }
+    return left;
+  }
+
+  // --- links ---
+  private port(name: string): LinkRing {
+    const r = this.shared.ports.get(name);
+    assert(r !== undefined, `${this.name} has no port '${name}'`);
+    return r;
+  }
+  async send(port: string, frame: Frame): Promise<void> {
+    this.ev('send', `${port}#${frame.seq}:${frame.buffer.id}`);
+    // The frame carries the fence reference to the consumer (as a sync_file would).
+    if (frame.fence) this.ownFences.delete(frame.fence) || this.heldFences.delete(frame.fence);
+    await this.block.push(this.port(port), {
+      seq: frame.seq,
+      bufferId: frame.buffer.id,
+      fence: frame.fence,
+      flags: frame.flags,
+    });
+  }
+  async recv(port: string): Promise<Frame | null> {
+    const d = await this.block.pop(this.port(port));
+    if (d === null) {
+      this.ev('recv', `${port}#eos`);
+      return null;
+    }
+    let buffer = this.bufferRefs.get(d.bufferId);
+    if (buffer === undefined) {
+      buffer = this.must(`buffer ${d.bufferId}`, await this.cp.bufferRef(d.bufferId));
+      this.bufferRefs.set(d.bufferId, buffer);
+    }
+    if (d.fence) this.heldFences.add(d.fence);
+    this.ev('recv', `${port}#${d.seq}:${d.bufferId}`);
+    return { seq: d.seq, buffer, fence: d.fence, flags: d.flags };
+  }
+  async close(port: string): Promise<void> {
+    await this.block.point('close');
+    this.ev('close', port);
+    this.port(port).close();
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * The kernel side of the device API: the control plane every host calls (directly on the sim host,
+ * through comlink from device workers). It runs on the kernel thread and owns, per run:
+ * - one kernel task per device (its pid owns resv locks and is charged for its allocations);
+ * - which buffers, attachments and mappings each device holds, so a crashed or hung device's resources
+ *   are reclaimed and its pending fences signalled with an error;
+ * - the mapping-state table in shared memory that both hosts check on every device access: a device in
+ *   another thread learns that the exporter moved or unmapped a buffer without asking the kernel.
+ *
+ * Contract: every method returns a value or a negative errno; a device's misuse becomes a kernel warning
+ * naming the device. Tables are bounded (MAPPINGS_MAX, BUFFERS_PER_RUN_MAX).
+ */
+
+import type { AttachmentRef, BufferRef } from '../devices/device.js';
+import { assert } from '../kernel/assert.js';
+import {
+  type DmaBuf,
+  type DmaBufAttachment,
+  dmaBufBeginCpuAccess,
+  dmaBufDetach,
+  dmaBufDynamicAttach,
+  dmaBufEndCpuAccess,
+  dmaBufMapAttachmentUnlocked,
+  dmaBufPut,
+  dmaBufUnmapAttachmentUnlocked,
+} from '../kernel/dma-buf.js';
+import type { DmaDataDirection, SgEntry, SgTable } from '../kernel/dma-mapping.js';
+import { EINVAL, ENOENT, ENOMEM, type Errno, isErr } from '../kernel/errno.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { Task } from '../kernel/kernel-core.js';
+
+/** Live mappings across all devices of a run. */
+export const MAPPINGS_MAX = 4096;
+/** Buffers one run may create. */
+export const BUFFERS_PER_RUN_MAX = 4096;
+
+/**
+ * The mapping table in shared memory: two Int32 words per slot, [state, generation]. A mapping id is
+ * `generation × MAPPINGS_MAX + slot`, so a device holding an id from before an unmap can never reach the
+ * mapping that reuses the slot: the generation no longer matches, and the access is reported as dead.
+ */
+export const MAP_FREE = 0;
+export const MAP_LIVE = 1;
+/** The exporter moved the buffer (move_notify): reads still reach the old pages, writes are misuse. */
+export const MAP_INVALIDATED = 2;
+export const MAP_DEAD = 3;
+
+export interface MappingInfo {
+  id: number;
+  attachmentId: number;
+  bufferId: number;
+  sizeBytes: number;
+  entries: SgEntry[];
+}
+
+export interface DeviceServiceHooks {
+  /** Deliver move_notify to the device that owns `att` (sim: a callback; workers: a message). */
+  moveNotify(device: string, att: AttachmentRef): void;
+}
+
+interface DeviceEntry {
+  readonly name: string;
+  readonly task: Task;
+  readonly buffers: Set<number>;
+  readonly attachments: Set<number>;
+}
+
+interface AttachEntry {
+  readonly ref: AttachmentRef;
+  readonly device: string;
+  readonly attach: DmaBufAttachment;
+  readonly maps: Set<number>;
+}
+
+interface MapEntry {
+  readonly attachmentId: number;
+  readonly sgt: SgTable;
+  readonly dir: DmaDataDirection;
+}
+
+export class DeviceService {
+  readonly kernel: Kernel;
+  /** Shared mapping table (see above): both hosts check it before every device access. */
+  readonly mappingWords: Int32Array;
+  private readonly hooks: DeviceServiceHooks;
+  private readonly devices = new Map<string, DeviceEntry>();
+  private readonly buffers = new Map<number, DmaBuf>();
+  private readonly attachments = new Map<number, AttachEntry>();
+  private readonly maps = new Map<number, MapEntry>();
+  private nextAttachId = 1;
+  private buffersCreated = 0;
+
+  constructor(kernel: Kernel, hooks: DeviceServiceHooks) {
+    this.kernel = kernel;
+    this.hooks = hooks;
+    this.mappingWords = new Int32Array(new SharedArrayBuffer(MAPPINGS_MAX * 2 * 4));
+  }
+
+  registerDevice(name: string): Task {
+    assert(!this.devices.has(name), `device ${name} registered twice`);
+    const task = this.kernel.createTask(name);
+    this.devices.set(name, { name, task, buffers: new Set(), attachments: new Set() });
+    return task;
+  }
+
+  private dev(name: string): DeviceEntry {
+    const d = this.devices.get(name);
+    assert(d !== undefined, `unknown device ${name}`);
+    return d;
+  }
+
+  /** A device's misuse, as a kernel warning naming the device. */
+  misuse(device: string, rule: string, message: string, objects: Record<string, string | number> = {}): void {
+    const d = this.devices.get(device);
+    const run = () => this.kernel.warn(rule, `${device}: ${message}`, { device, ...objects });
+    if (d) this.kernel.runAs(d.task, run);
+    else run();
+  }
+
+  bufferRef(id: number): BufferRef | Errno {
+    const b = this.buffers.get(id);
+    if (b === undefined) return -ENOENT;
+    return { id, sizeBytes: b.sizeBytes, heap: b.owner?.heapName ?? b.expName };
+  }
+
+  /** The buffer's resv index in the shared resv table (workers lock and add fences locally). */
+  resvIndexOf(id: number): number | Errno {
+    const b = this.buffers.get(id);
+    return b === undefined ? -ENOENT : b.resv.index;
+  }
+
+  allocate(device: string, heapName: string, sizeBytes: number): BufferRef | Errno {
+    const d = this.dev(device);
+    const heap = this.kernel.heaps.find(heapName);
+    if (heap === undefined) return -ENOENT;
+    if (this.buffersCreated >= BUFFERS_PER_RUN_MAX) return -ENOMEM;
+    const buf = this.kernel.runAs(d.task, () => this.kernel.heaps.allocateInKernel(heap, sizeBytes, 2));
+    if (isErr(buf)) return buf;
+    this.buffersCreated++;
+    this.buffers.set(buf.ino, buf);
+    d.buffers.add(buf.ino);
+    return { id: buf.ino, sizeBytes: buf.sizeBytes, heap: heapName };
+  }
+
+  /** Drop the device's reference (taken at allocate or attach). */
+  release(device: string, id: number): number {
+    const d = this.dev(device);
+    const buf = this.buffers.get(id);
+    if (buf === undefined || !d.buffers.has(id)) {
+      this.misuse(device, 'device-release-unheld', `released buffer ${id} it does not hold`, { ino: id });
+      return -EINVAL;
+    }
+    d.buffers.delete(id);
+    this.kernel.runAs(d.task, () => dmaBufPut(buf));
+    if (buf.released) this.buffers.delete(id);
+    return 0;
+  }
+
+  attach(device: string, id: number, dynamic: boolean): AttachmentRef | Errno {
+    const d = this.dev(device);
+    const buf = this.buffers.get(id);
+    if (buf === undefined) return -ENOENT;
+    const attId = this.nextAttachId++;
+    const ref: AttachmentRef = Object.freeze({ id: attId, bufferId: id, dynamic });
+    const importer = dynamic
+      ? {
+          moveNotify: (a: DmaBufAttachment) => {
+            const e = this.attachments.get(attId);
+            if (e === undefined || e.attach !== a) return;
+            for (const m of e.maps) Atomics.store(this.mappingWords, 2 * (m % MAPPINGS_MAX), MAP_INVALIDATED);
+            this.hooks.moveNotify(device, ref);
+          },
+        }
+      : null;
+    const attach = this.kernel.runAs(d.task, () => dmaBufDynamicAttach(buf, { name: device }, importer));
+    if (isErr(attach)) return attach;
+    // An importer holds a reference for as long as it is attached (dma_buf_get in real drivers).
+    buf.file.get();
+    this.attachments.set(attId, { ref, device, attach, maps: new Set() });
+    d.attachments.add(attId);
+    return ref;
+  }
+
+  detach(device: string, attId: number): number {
+    const d = this.dev(device);
+    const e = this.attachments.get(attId);
+    if (e === undefined || e.device !== device) {
+      this.misuse(device, 'device-detach-unknown', `detached attachment ${attId} it does not hold`);
+      return -EINVAL;
+    }
+    for (const m of [...e.maps]) this.unmap(device, m);
+    this.kernel.runAs(d.task, () => {
+      dmaBufDetach(e.attach.dmabuf, e.attach);
+      dmaBufPut(e.attach.dmabuf);
+    });
+    this.attachments.delete(attId);
+    d.attachments.delete(attId);
+    if (e.attach.dmabuf.released) this.buffers.delete(e.ref.bufferId);
+    return 0;
+  }
+
+  map(device: string, attId: number, dir: DmaDataDirection): MappingInfo | Errno {
+    const d = this.dev(device);
+    const e = this.attachments.get(attId);
+    if (e === undefined || e.device !== device) return -EINVAL;
+    const slot = this.freeMapSlot();
+    if (slot < 0) return -ENOMEM;
+    const sgt = this.kernel.runAs(d.task, () => dmaBufMapAttachmentUnlocked(e.attach, dir));
+    if (isErr(sgt)) return sgt;
+    const gen = Atomics.add(this.mappingWords, 2 * slot + 1, 1) + 1;
+    const id = gen * MAPPINGS_MAX + slot;
+    this.maps.set(id, { attachmentId: attId, sgt, dir });
+    e.maps.add(id);
+    Atomics.store(this.mappingWords, 2 * slot, MAP_LIVE);
+    return { id, attachmentId: attId, bufferId: e.ref.bufferId, sizeBytes: sgt.totalBytes, entries: [...sgt.entries] };
+  }
+
+  unmap(device: string, mapId: number): number {
+    const d = this.dev(device);
+    const m = this.maps.get(mapId);
+    const e = m === undefined ? undefined : this.attachments.get(m.attachmentId);
+    if (m === undefined || e === undefined || e.device !== device) {
+      this.misuse(device, 'device-unmap-unknown', `unmapped mapping ${mapId} it does not hold`);
+      return -EINVAL;
+    }
+    Atomics.store(this.mappingWords, 2 * (mapId % MAPPINGS_MAX), MAP_DEAD);
+    this.kernel.runAs(d.task, () => dmaBufUnmapAttachmentUnlocked(e.attach, m.sgt, m.dir));
+    this.maps.delete(mapId);
+    e.maps.delete(mapId);
+    return 0;
+  }
+
+  /** DMA_BUF_IOCTL_SYNC for a device's CPU access (a TEE, or a bug that touches bytes with the CPU). */
+  cpuAccess(device: string, id: number, begin: boolean, dir: DmaDataDirection): number {
+    const d = this.dev(device);
+    const buf = this.buffers.get(id);
+    if (buf === undefined) return -ENOENT;
+    return this.kernel.runAs(d.task, () => (begin ? dmaBufBeginCpuAccess(buf, dir) : dmaBufEndCpuAccess(buf, dir)));
+  }
+
+  /** Reclaim everything a device still holds (end of run, crash, hang); returns what had leaked. */
+  teardown(device: string): { mappings: number; attachments: number; buffers: number } {
+    const d = this.dev(device);
+    let mappings = 0;
+    for (const attId of [...d.attachments]) {
+      mappings += this.attachments.get(attId)?.maps.size ?? 0;
+      this.detach(device, attId);
+    }
+    const attachments = d.attachments.size;
+    const buffers = d.buffers.size;
+    for (const id of [...d.buffers]) this.release(device, id);
+    return { mappings, attachments, buffers };
+  }
+
+  private freeMapSlot(): number {
+    // Slot 0 is never used, so 0 can mean "no mapping" in shared words.
+    for (let i = 1; i < MAPPINGS_MAX; i++) {
+      const s = Atomics.load(this.mappingWords, 2 * i);
+      if (s === MAP_FREE || s === MAP_DEAD) return i;
+    }
+    return -1;
+  }
+}
+
+/**
+ * The state of mapping `id` as a device sees it: MAP_LIVE, MAP_INVALIDATED, or MAP_DEAD (unmapped, or an
+ * id from before the slot was reused).
+ */
+export function mappingState(words: Int32Array, id: number): number {
+  const slot = id % MAPPINGS_MAX;
+  const gen = Math.floor(id / MAPPINGS_MAX);
+  if (slot <= 0 || Atomics.load(words, 2 * slot + 1) !== gen) return MAP_DEAD;
+  const s = Atomics.load(words, 2 * slot);
+  return s === MAP_FREE ? MAP_DEAD : s;
+}

@@ -1,0 +1,157 @@
+/**
+ * A pipeline link: a bounded single-producer single-consumer ring of frame descriptors in shared memory.
+ * Devices hand each other *descriptors* (which buffer, which fence, which frame); the bytes stay in the
+ * buffer, so nothing is copied and no message is posted per frame.
+ *
+ * Layout (Int32 words, then Float64 slots):
+ *   HEAD   items written (producer only)      TAIL   items read (consumer only)
+ *   CLOSED producer finished (end of stream)   WAITERS sleepers on HEAD or TAIL
+ *   slot i: [seq, bufferId, flags, spare] Int32 and [fence] Float64
+ * The producer writes a slot, then publishes it with Atomics.store(HEAD); the consumer reads HEAD, then
+ * the slot. A store-then-load pair on HEAD/TAIL orders the plain slot writes for the other side.
+ * Sleepers: "add WAITERS; re-check; wait(word, seen)" against "store word; if WAITERS notify" — the same
+ * total-order argument as the fence table, so neither side sleeps through a hand-off.
+ */
+import { assert } from '../kernel/assert.js';
+
+const HEAD = 0;
+const TAIL = 1;
+const CLOSED = 2;
+const WAITERS = 3;
+const CAPACITY = 4;
+const HEADER = 8;
+const SLOT_INTS = 4;
+
+export interface FrameDescriptor {
+  seq: number;
+  bufferId: number;
+  /** Fence handle the consumer must wait on before reading, or 0 for none. */
+  fence: number;
+  flags: number;
+}
+
+/** Descriptors per ring: a hard bound, as every queue in dmafarm has. */
+export const LINK_CAPACITY_MAX = 64;
+
+export class LinkRing {
+  readonly sab: SharedArrayBuffer;
+  readonly capacity: number;
+  private readonly w: Int32Array;
+  private readonly f: Float64Array;
+  private readonly fenceBase: number;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.w = new Int32Array(sab);
+    this.capacity = this.w[CAPACITY] ?? 0;
+    assert(this.capacity > 0 && this.capacity <= LINK_CAPACITY_MAX, 'link ring without a capacity');
+    this.f = new Float64Array(sab);
+    this.fenceBase = Math.ceil(((HEADER + this.capacity * SLOT_INTS) * 4) / 8);
+  }
+
+  static create(capacity: number): LinkRing {
+    assert(
+      Number.isInteger(capacity) && capacity > 0 && capacity <= LINK_CAPACITY_MAX,
+      `bad link capacity ${capacity}`,
+    );
+    const ints = HEADER + capacity * SLOT_INTS;
+    const sab = new SharedArrayBuffer(Math.ceil((ints * 4) / 8) * 8 + capacity * 8);
+    new Int32Array(sab)[CAPACITY] = capacity;
+    return new LinkRing(sab);
+  }
+
+  get length(): number {
+    return Atomics.load(this.w, HEAD) - Atomics.load(this.w, TAIL);
+  }
+  get closed(): boolean {
+    return Atomics.load(this.w, CLOSED) !== 0;
+  }
+  canPush(): boolean {
+    return this.length < this.capacity;
+  }
+  /** Something to read, or the stream is over. */
+  canPop(): boolean {
+    return this.length > 0 || this.closed;
+  }
+
+  /** Push without waiting; false when full. */
+  tryPush(d: FrameDescriptor): boolean {
+    assert(!this.closed, 'push on a closed link');
+    const head = Atomics.load(this.w, HEAD);
+    if (head - Atomics.load(this.w, TAIL) >= this.capacity) return false;
+    const slot = head % this.capacity;
+    const b = HEADER + slot * SLOT_INTS;
+    this.w[b] = d.seq;
+    this.w[b + 1] = d.bufferId;
+    this.w[b + 2] = d.flags;
+    this.f[this.fenceBase + slot] = d.fence;
+    Atomics.store(this.w, HEAD, head + 1);
+    this.wake();
+    return true;
+  }
+
+  /** Pop without waiting; null when empty (check `closed` for end of stream). */
+  tryPop(): FrameDescriptor | null {
+    const tail = Atomics.load(this.w, TAIL);
+    if (Atomics.load(this.w, HEAD) === tail) return null;
+    const slot = tail % this.capacity;
+    const b = HEADER + slot * SLOT_INTS;
+    const d: FrameDescriptor = {
+      seq: this.w[b] ?? 0,
+      bufferId: this.w[b + 1] ?? 0,
+      flags: this.w[b + 2] ?? 0,
+      fence: this.f[this.fenceBase + slot] ?? 0,
+    };
+    Atomics.store(this.w, TAIL, tail + 1);
+    this.wake();
+    return d;
+  }
+
+  close(): void {
+    Atomics.store(this.w, CLOSED, 1);
+    this.wake();
+  }
+
+  /** Blocking push (device workers): waits for room. Returns false if it timed out. */
+  push(d: FrameDescriptor, timeoutMs = Number.POSITIVE_INFINITY): boolean {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (this.tryPush(d)) return true;
+      const tail = Atomics.load(this.w, TAIL);
+      if (!this.sleep(TAIL, tail, deadline, () => this.canPush())) return false;
+    }
+  }
+
+  /** Blocking pop (device workers): null at end of stream or on timeout. */
+  pop(timeoutMs = Number.POSITIVE_INFINITY): FrameDescriptor | null {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const d = this.tryPop();
+      if (d !== null) return d;
+      if (this.closed) return null;
+      const head = Atomics.load(this.w, HEAD);
+      if (!this.sleep(HEAD, head, deadline, () => this.canPop())) return null;
+    }
+  }
+
+  private sleep(word: number, seen: number, deadline: number, ready: () => boolean): boolean {
+    Atomics.add(this.w, WAITERS, 1);
+    try {
+      if (ready()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      // CLOSED also changes readiness: close() notifies both words, and we re-check on every wake.
+      Atomics.wait(this.w, word, seen, left === Number.POSITIVE_INFINITY ? undefined : left);
+      return true;
+    } finally {
+      Atomics.sub(this.w, WAITERS, 1);
+    }
+  }
+
+  private wake(): void {
+    if (Atomics.load(this.w, WAITERS) > 0) {
+      Atomics.notify(this.w, HEAD);
+      Atomics.notify(this.w, TAIL);
+    }
+  }
+}

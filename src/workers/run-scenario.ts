@@ -1,0 +1,271 @@
+/**
+ * `runScenario(scenario, options) → Report`: the library entry users call from their own tests, and what
+ * the CLI runs. One seed drives everything: the scheduler (sim host), every device's PRNG stream, and the
+ * order devices are started.
+ *
+ * The report says what was found (kernel warnings and device misuse as Findings, hangs, crashes), what
+ * each device reported (a display's checksums prove which bytes it showed), whether the run matched the
+ * scenario's expectations, and whether anything leaked. Its `eventHash` fingerprints the whole event log:
+ * the same seed on the sim host gives the same hash.
+ */
+import type { DeviceResult } from '../devices/device.js';
+import { ECANCELED, ETIME } from '../kernel/errno.js';
+import { Kernel } from '../kernel/kernel.js';
+import {
+  type ControlPlane,
+  DeviceCallError,
+  DeviceRuntime,
+  type RuntimeEvent,
+  setDeviceNames,
+} from './device-runtime.js';
+import { type DeviceService, DeviceService as Service } from './device-service.js';
+import { LinkRing } from './link-ring.js';
+import { Prng } from './prng.js';
+import type { AnyDeviceModel, Scenario } from './scenario.js';
+import { withFrames } from './scenario.js';
+import { HangError, type HangReport, SimScheduler, simBlocking } from './sim-host.js';
+
+export type HostKind = 'sim' | 'worker';
+
+export interface RunOptions {
+  seed: number;
+  host?: HostKind;
+  /** Override the scenario's frame count. */
+  frames?: number;
+  /** Receives every device log line. */
+  log?: (device: string, message: string, fields?: Record<string, unknown>) => void;
+  /** Worker host: a device that makes no progress for this long is declared hung (ms). */
+  watchdogMs?: number;
+}
+
+export interface Finding {
+  rule: string;
+  message: string;
+  device: string | null;
+  timeNs: number;
+  objects: Record<string, string | number>;
+}
+
+export interface Report {
+  scenario: string;
+  seed: number;
+  host: HostKind;
+  /** The run matched the scenario's expectations (no unexpected findings, none missing). */
+  ok: boolean;
+  findings: Finding[];
+  unexpected: string[];
+  missing: string[];
+  devices: Record<string, DeviceResult | { error: string }>;
+  hang: HangReport | null;
+  /** Pages, buffers or fences still held after every device was torn down. */
+  leaks: { pages: number; buffers: number; fences: number };
+  eventCount: number;
+  /** FNV-1a over the event log: identical for identical runs. */
+  eventHash: string;
+  /** Virtual ns on the sim host, wall ns on the worker host. */
+  durationNs: number;
+  schedulerSteps: number;
+}
+
+/** Events kept in memory per run; the hash covers all of them regardless. */
+export const EVENT_LOG_MAX = 1 << 16;
+
+/** A device's own PRNG stream: a fixed function of the run seed and the device's position. */
+export function deviceSeed(seed: number, index: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  h = Math.imul(h ^ (index + 0x85ebca6b), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+class EventLog {
+  readonly kept: RuntimeEvent[] = [];
+  count = 0;
+  private h = 0x811c9dc5;
+  add(e: RuntimeEvent): void {
+    this.count++;
+    if (this.kept.length < EVENT_LOG_MAX) this.kept.push(e);
+    const line = `${e.timeNs}|${e.device}|${e.op}|${e.detail}\n`;
+    for (let i = 0; i < line.length; i++) this.h = Math.imul(this.h ^ line.charCodeAt(i), 0x01000193);
+  }
+  get hash(): string {
+    return (this.h >>> 0).toString(16).padStart(8, '0');
+  }
+}
+
+export function directControl(service: DeviceService, device: string): ControlPlane {
+  return {
+    allocate: async (heap, size) => service.allocate(device, heap, size),
+    release: async (id) => service.release(device, id),
+    attach: async (id, dynamic) => service.attach(device, id, dynamic),
+    detach: async (att) => service.detach(device, att),
+    map: async (att, dir) => service.map(device, att, dir as 0 | 1 | 2),
+    unmap: async (m) => service.unmap(device, m),
+    bufferRef: async (id) => service.bufferRef(id),
+    resvIndexOf: async (id) => service.resvIndexOf(id),
+    misuse: (rule, message, objects) => service.misuse(device, rule, message, objects),
+  };
+}
+
+/** Wire each link's ring to the ports of its two devices. */
+export function buildPorts(s: Scenario): Map<string, Map<string, LinkRing>> {
+  const ports = new Map<string, Map<string, LinkRing>>();
+  for (const name of Object.keys(s.devices)) ports.set(name, new Map());
+  for (const l of s.links) {
+    const ring = LinkRing.create(l.capacity);
+    const [fd, fp] = l.from.split('.') as [string, string];
+    const [td, tp] = l.to.split('.') as [string, string];
+    ports.get(fd)?.set(fp, ring);
+    ports.get(td)?.set(tp, ring);
+  }
+  return ports;
+}
+
+export function compareFindings(s: Scenario, findings: Finding[]): { unexpected: string[]; missing: string[] } {
+  const found = new Set(findings.map((f) => f.rule));
+  const expected = new Set(s.expect.findings);
+  return {
+    unexpected: [...found].filter((r) => !expected.has(r)).sort(),
+    missing: [...expected].filter((r) => !found.has(r)).sort(),
+  };
+}
+
+export async function runScenario(scenario: Scenario, options: RunOptions): Promise<Report> {
+  const s = options.frames === undefined ? scenario : withFrames(scenario, options.frames);
+  if ((options.host ?? 'sim') === 'worker') {
+    const { runOnWorkers } = await import('./worker-host.js');
+    return runOnWorkers(s, options);
+  }
+  return runOnSim(s, options);
+}
+
+async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
+  const seed = options.seed;
+  const sched = new SimScheduler(new Prng(deviceSeed(seed, 0xffff)));
+  const kernel = new Kernel({ memory: s.kernel, clockNs: () => sched.clockNs });
+  const names = Object.keys(s.devices);
+  setDeviceNames(names);
+  const runtimes = new Map<string, DeviceRuntime>();
+  const service = new Service(kernel, {
+    moveNotify: (device, att) => runtimes.get(device)?.deliverMoveNotify(att),
+  });
+  const ports = buildPorts(s);
+  const log = new EventLog();
+  const results: Record<string, DeviceResult | { error: string }> = {};
+  const extra: Finding[] = [];
+  names.forEach((name, i) => {
+    service.registerDevice(name);
+    sched.add(name);
+    runtimes.set(
+      name,
+      new DeviceRuntime({
+        name,
+        model: s.devices[name]?.model ?? '',
+        index: i,
+        prng: new Prng(deviceSeed(seed, i)),
+        blocking: simBlocking(sched, name),
+        control: directControl(service, name),
+        shared: {
+          arenas: kernel.mem.arenaList(),
+          fences: kernel.fences,
+          resvs: kernel.resvs,
+          mappingWords: service.mappingWords,
+          ports: ports.get(name) ?? new Map(),
+        },
+        log: (m, f) => options.log?.(name, m, f),
+        record: (e) => log.add(e),
+      }),
+    );
+  });
+  const hang = await sched.run((name) => {
+    const rt = runtimes.get(name) as DeviceRuntime;
+    const model = s.models[s.devices[name]?.model ?? ''] as AnyDeviceModel;
+    void (async () => {
+      try {
+        results[name] = await model.run(rt, s.parsedKnobs[name]);
+      } catch (e) {
+        results[name] = { error: (e as Error).message };
+        if (!(e instanceof HangError)) {
+          extra.push({
+            rule: e instanceof DeviceCallError ? 'device-call-failed' : 'device-crashed',
+            message: `${name}: ${(e as Error).message}`,
+            device: name,
+            timeNs: sched.clockNs,
+            objects: {},
+          });
+        }
+      } finally {
+        sched.finish(name);
+      }
+    })();
+  });
+  return finish(s, options, kernel, service, runtimes, log, results, extra, hang, sched.clockNs, sched.steps, 'sim');
+}
+
+/** Tear every device down, collect findings and leaks: shared by both hosts. */
+export function finish(
+  s: Scenario,
+  options: RunOptions,
+  kernel: Kernel,
+  service: DeviceService,
+  runtimes: Map<string, DeviceRuntime>,
+  log: { count: number; hash: string },
+  results: Record<string, DeviceResult | { error: string }>,
+  extra: Finding[],
+  hang: HangReport | null,
+  durationNs: number,
+  steps: number,
+  host: HostKind,
+): Report {
+  if (hang !== null) {
+    extra.push({
+      rule: 'hang',
+      message: `nothing could make progress: ${hang.waiting.map((w) => `${w.device} in ${w.op}`).join('; ')}`,
+      device: null,
+      timeNs: hang.timeNs,
+      objects: Object.fromEntries(hang.waiting.map((w) => [w.device, w.op])),
+    });
+  }
+  for (const [name, rt] of runtimes) {
+    const crashed = 'error' in (results[name] ?? { error: 'never ran' });
+    const pending = rt.abandonFences(crashed ? -ETIME : -ECANCELED);
+    if (pending > 0 && !crashed) {
+      extra.push({
+        rule: 'fence-never-signalled',
+        message: `${name} finished with ${pending} fence(s) it never signalled`,
+        device: name,
+        timeNs: durationNs,
+        objects: { pending },
+      });
+    }
+    service.teardown(name);
+  }
+  const findings: Finding[] = [
+    ...kernel.warnings.map((w) => ({
+      rule: w.rule,
+      message: w.message,
+      device: typeof w.objects.device === 'string' ? w.objects.device : null,
+      timeNs: w.timeNs,
+      objects: w.objects,
+    })),
+    ...extra,
+  ];
+  let pages = 0;
+  for (const u of kernel.memoryUsage()) pages += u.totalPages - u.freePages;
+  const { unexpected, missing } = compareFindings(s, findings);
+  return {
+    scenario: s.name,
+    seed: options.seed,
+    host,
+    ok: unexpected.length === 0 && missing.length === 0,
+    findings,
+    unexpected,
+    missing,
+    devices: results,
+    hang,
+    leaks: { pages, buffers: kernel.dmaBufList.bufs.size, fences: kernel.fences.liveCount },
+    eventCount: log.count,
+    eventHash: log.hash,
+    durationNs,
+    schedulerSteps: steps,
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * Scenarios: pipelines of devices, declared as data and validated when loaded. A bad field is reported
+ * with its path (`devices.cam0.knobs.fps: Number must be greater than 0`), and the CLI exits 2.
+ *
+ * A scenario module's default export is `defineScenario({...})`:
+ *   devices  instance name → { model, knobs }; `model` is a built-in ('camera', 'display', ...) or a
+ *            model object of your own (`defineDevice`) passed in `models`
+ *   links    'producer.port' → 'consumer.port', each a bounded ring of frame descriptors
+ *   frames   default frame count for producers (a producer's own `frames` knob wins; --frames beats both)
+ *   expect   the findings the run must produce (rule ids); clean scenarios expect none
+ */
+import { z } from 'zod';
+import { camera } from '../devices/camera.js';
+import type { DeviceModel } from '../devices/device.js';
+import { display } from '../devices/display.js';
+import { LINK_CAPACITY_MAX } from './link-ring.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: models of any knob type live in one registry
+export type AnyDeviceModel = DeviceModel<any>;
+
+export const builtinModels: Readonly<Record<string, AnyDeviceModel>> = Object.freeze({
+  camera,
+  display,
+});
+
+const endpoint = z.string().regex(/^[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*$/, "must be 'device.port'");
+
+export const scenarioSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
+    description: z.string().default(''),
+    frames: z.number().int().min(0).max(100_000).default(30),
+    devices: z
+      .record(
+        z.string().regex(/^[A-Za-z_][\w-]*$/, 'a device name is a word'),
+        z.object({ model: z.string(), knobs: z.record(z.string(), z.unknown()).default({}) }).strict(),
+      )
+      .refine((d) => Object.keys(d).length > 0, 'a scenario needs at least one device'),
+    links: z
+      .array(
+        z
+          .object({ from: endpoint, to: endpoint, capacity: z.number().int().min(1).max(LINK_CAPACITY_MAX).default(4) })
+          .strict(),
+      )
+      .default([]),
+    kernel: z
+      .object({
+        systemBytes: z.number().int().positive().optional(),
+        cmaBytes: z.number().int().min(0).optional(),
+        carveoutBytes: z.number().int().min(0).optional(),
+      })
+      .strict()
+      .default({}),
+    expect: z
+      .object({ findings: z.array(z.string()).default([]) })
+      .strict()
+      .default({ findings: [] }),
+  })
+  .strict();
+
+export type ScenarioInput = z.input<typeof scenarioSchema> & { models?: Record<string, AnyDeviceModel> };
+export type Scenario = z.output<typeof scenarioSchema> & {
+  models: Record<string, AnyDeviceModel>;
+  /** Knobs parsed by each device's model. */
+  parsedKnobs: Record<string, unknown>;
+};
+
+/** A scenario that failed validation: `issues` name the bad fields by path. */
+export class ScenarioError extends Error {
+  readonly issues: string[];
+  constructor(source: string, issues: string[]) {
+    super(`invalid scenario ${source}:\n  ${issues.join('\n  ')}`);
+    this.name = 'ScenarioError';
+    this.issues = issues;
+  }
+}
+
+function zodIssues(e: z.ZodError, prefix: string): string[] {
+  return e.issues.map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join('.')}: ${i.message}`);
+}
+
+/** Validate a scenario; throws ScenarioError naming every bad field. */
+export function defineScenario(input: ScenarioInput, source = input?.name ?? '<scenario>'): Scenario {
+  const { models: extra = {}, ...data } = (input ?? {}) as ScenarioInput;
+  const parsed = scenarioSchema.safeParse(data);
+  if (!parsed.success) throw new ScenarioError(source, zodIssues(parsed.error, ''));
+  const s = parsed.data;
+  const models: Record<string, AnyDeviceModel> = { ...builtinModels, ...extra };
+  const issues: string[] = [];
+  const parsedKnobs: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(s.devices)) {
+    const model = models[d.model];
+    if (model === undefined) {
+      issues.push(`devices.${name}.model: unknown model '${d.model}' (known: ${Object.keys(models).join(', ')})`);
+      continue;
+    }
+    try {
+      parsedKnobs[name] = model.parseKnobs(d.knobs, { frames: s.frames });
+    } catch (e) {
+      if (e instanceof z.ZodError) issues.push(...zodIssues(e, `devices.${name}.knobs`));
+      else issues.push(`devices.${name}.knobs: ${(e as Error).message}`);
+    }
+  }
+  const used = new Set<string>();
+  s.links.forEach((l, i) => {
+    for (const [side, ep] of [
+      ['from', l.from],
+      ['to', l.to],
+    ] as const) {
+      const [dev, port] = ep.split('.') as [string, string];
+      const d = s.devices[dev];
+      const model = d && models[d.model];
+      if (!model) {
+        issues.push(`links.${i}.${side}: no device '${dev}'`);
+        continue;
+      }
+      const knobs = parsedKnobs[dev];
+      if (knobs === undefined) continue;
+      const ports = side === 'from' ? model.outputs(knobs) : model.inputs(knobs);
+      if (!ports.includes(port)) {
+        issues.push(
+          `links.${i}.${side}: ${dev} (${d.model}) has no ${side === 'from' ? 'output' : 'input'} '${port}' (has: ${ports.join(', ') || 'none'})`,
+        );
+      }
+      if (used.has(ep)) issues.push(`links.${i}.${side}: port ${ep} is linked twice`);
+      used.add(ep);
+    }
+  });
+  if (issues.length > 0) throw new ScenarioError(source, issues);
+  return { ...s, models, parsedKnobs };
+}
+
+/** The same scenario with another default frame count (`--frames`): every model re-parses its knobs. */
+export function withFrames(s: Scenario, frames: number): Scenario {
+  const parsedKnobs: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(s.devices)) {
+    const model = s.models[d.model] as AnyDeviceModel;
+    const { frames: _ignored, ...rest } = d.knobs as Record<string, unknown>;
+    parsedKnobs[name] = model.parseKnobs(rest, { frames });
+  }
+  return { ...s, frames, parsedKnobs };
+}

@@ -1,0 +1,185 @@
+/**
+ * The deterministic host: every device runs on this one thread; a seeded scheduler decides, at every
+ * scheduling point, which device runs next. Same seed, same interleaving, same result.
+ *
+ * Contract:
+ * - A device runs alone from one scheduling point to the next (its code between two awaits of the
+ *   context). At a point it parks, with an optional readiness test (a fence signalled, room on a link)
+ *   and an optional wake time (busy, or a wait's timeout).
+ * - Time is virtual: it advances only when nothing is runnable, to the earliest wake time.
+ * - Nothing runnable, nothing asleep, devices still parked: a hang. Every parked device is failed with
+ *   a HangError naming what it waited for, and the hang is returned for the report.
+ * - The scheduler's choices come from its own PRNG stream of the run's seed; the device models draw from
+ *   theirs, so adding a random draw in one model does not reshuffle the schedule.
+ */
+import { assert } from '../kernel/assert.js';
+import { dmaFenceIsSignaled, type FenceHandle, type FenceTable } from '../kernel/dma-fence.js';
+import type { Blocking } from './device-runtime.js';
+import type { FrameDescriptor, LinkRing } from './link-ring.js';
+import type { Prng } from './prng.js';
+
+/** Scheduler steps one run may take (a bound, like every loop here). */
+export const SIM_STEPS_MAX = 20_000_000;
+
+export class HangError extends Error {
+  constructor(device: string, op: string) {
+    super(`${device} hung in ${op}: nothing else could run`);
+    this.name = 'HangError';
+  }
+}
+
+interface SimTask {
+  readonly name: string;
+  state: 'new' | 'parked' | 'running' | 'done';
+  op: string;
+  ready: (() => boolean) | null;
+  wakeAtNs: number;
+  resume: (() => void) | null;
+  fail: ((e: Error) => void) | null;
+  onPark: (() => void) | null;
+}
+
+export interface HangReport {
+  timeNs: number;
+  /** Each stuck device and what it waited for. */
+  waiting: { device: string; op: string }[];
+}
+
+export class SimScheduler {
+  clockNs = 0;
+  steps = 0;
+  private readonly prng: Prng;
+  private readonly tasks = new Map<string, SimTask>();
+
+  constructor(prng: Prng) {
+    this.prng = prng;
+  }
+
+  /** Register a device before `run`. */
+  add(name: string): void {
+    assert(!this.tasks.has(name), `sim task ${name} added twice`);
+    this.tasks.set(name, {
+      name,
+      state: 'new',
+      op: 'start',
+      ready: null,
+      wakeAtNs: 0,
+      resume: null,
+      fail: null,
+      onPark: null,
+    });
+  }
+
+  private task(name: string): SimTask {
+    const t = this.tasks.get(name);
+    assert(t !== undefined, `unknown sim task ${name}`);
+    return t;
+  }
+
+  /** A device parks until the scheduler picks it (and `ready` holds, or `wakeAtNs` has come). */
+  park(name: string, op: string, ready: (() => boolean) | null = null, wakeAtNs = Number.NaN): Promise<void> {
+    const t = this.task(name);
+    assert(t.state === 'running' || t.state === 'new', `${name} parked while ${t.state}`);
+    t.state = 'parked';
+    t.op = op;
+    t.ready = ready;
+    t.wakeAtNs = wakeAtNs;
+    const parked = new Promise<void>((resolve, reject) => {
+      t.resume = resolve;
+      t.fail = reject;
+    });
+    const notify = t.onPark;
+    t.onPark = null;
+    notify?.();
+    return parked;
+  }
+
+  /** The device's body finished (normally or not). */
+  finish(name: string): void {
+    const t = this.task(name);
+    t.state = 'done';
+    const notify = t.onPark;
+    t.onPark = null;
+    notify?.();
+  }
+
+  private runnable(t: SimTask): boolean {
+    if (t.state !== 'parked') return false;
+    if (!Number.isNaN(t.wakeAtNs) && t.wakeAtNs <= this.clockNs) return true;
+    if (t.ready === null) return Number.isNaN(t.wakeAtNs);
+    return t.ready();
+  }
+
+  /**
+   * Run every device to completion. `start(name)` launches a device body; the body's first context call
+   * parks it. Returns a hang report, or null when every device finished.
+   */
+  async run(start: (name: string) => void): Promise<HangReport | null> {
+    for (const t of this.tasks.values()) {
+      const parked = new Promise<void>((r) => {
+        t.onPark = r;
+      });
+      t.state = 'running';
+      start(t.name);
+      await parked;
+    }
+    for (;;) {
+      assert(this.steps < SIM_STEPS_MAX, `sim run exceeded ${SIM_STEPS_MAX} steps`);
+      const all = [...this.tasks.values()];
+      const ready = all.filter((t) => this.runnable(t));
+      if (ready.length === 0) {
+        const sleepers = all.filter((t) => t.state === 'parked' && !Number.isNaN(t.wakeAtNs));
+        if (sleepers.length > 0) {
+          this.clockNs = Math.max(this.clockNs, Math.min(...sleepers.map((t) => t.wakeAtNs)));
+          continue;
+        }
+        const stuck = all.filter((t) => t.state === 'parked');
+        if (stuck.length === 0) return null;
+        const report = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: t.op })) };
+        for (const t of stuck) await this.resumeWith(t, new HangError(t.name, t.op));
+        return report;
+      }
+      const pick = ready[this.prng.int(0, ready.length - 1)] as SimTask;
+      this.steps++;
+      await this.resumeWith(pick, null);
+    }
+  }
+
+  private async resumeWith(t: SimTask, error: Error | null): Promise<void> {
+    const parkedAgain = new Promise<void>((r) => {
+      t.onPark = r;
+    });
+    t.state = 'running';
+    const resume = t.resume;
+    const fail = t.fail;
+    t.resume = null;
+    t.fail = null;
+    if (error) fail?.(error);
+    else resume?.();
+    await parkedAgain;
+  }
+}
+
+/** The sim host's way for a device to wait: park in the scheduler. */
+export function simBlocking(sched: SimScheduler, name: string): Blocking {
+  return {
+    nowNs: () => sched.clockNs,
+    point: (op) => sched.park(name, op),
+    busy: (ns) => sched.park(name, 'busy', null, sched.clockNs + Math.max(0, ns)),
+    async waitFence(t: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number> {
+      const start = sched.clockNs;
+      const deadline = Number.isFinite(timeoutNs) ? start + timeoutNs : Number.NaN;
+      await sched.park(name, `wait fence ${t.contextOf(f)}:${t.seqnoOf(f)}`, () => dmaFenceIsSignaled(t, f), deadline);
+      if (!dmaFenceIsSignaled(t, f)) return 0;
+      return Number.isFinite(timeoutNs) ? Math.max(1, timeoutNs - (sched.clockNs - start)) : Number.POSITIVE_INFINITY;
+    },
+    async push(ring: LinkRing, d: FrameDescriptor): Promise<void> {
+      await sched.park(name, 'send (link full)', () => ring.canPush());
+      assert(ring.tryPush(d), 'sim push after canPush');
+    },
+    async pop(ring: LinkRing): Promise<FrameDescriptor | null> {
+      await sched.park(name, 'recv (link empty)', () => ring.canPop());
+      return ring.tryPop();
+    },
+  };
+}
