@@ -125,6 +125,8 @@ export interface DeviceResult {
 
 export interface DeviceModel<Knobs> {
   readonly name: string;
+  /** For a user's own model: its module URL (`import.meta.url`), so a worker can load it. */
+  readonly module?: string;
   /**
    * Parse and default the knobs; throw a ZodError (path-named) for bad ones. `defaults` carries the
    * scenario-wide values a model may adopt (the frame count for producers).

@@ -232,6 +232,17 @@ export class FenceTable {
     return Atomics.load(this.header, H_LIVE);
   }
 
+  /** Every live fence handle (a scan of the table: for teardown and leak reports, not hot paths). */
+  liveHandles(): FenceHandle[] {
+    const out: FenceHandle[] = [];
+    for (let slot = 0; slot < this.capacity; slot++) {
+      const b = this.base(slot);
+      if (Atomics.load(this.words, b + S_STATE) === STATE_FREE) continue;
+      out.push(Atomics.load(this.words, b + S_GEN) * SLOT_SPAN + slot);
+    }
+    return out;
+  }
+
   /** This thread's callback watchers still registered (for tests that must order against them). */
   get watcherCount(): number {
     return this.watching.size;

@@ -11,7 +11,6 @@
 import type { AttachmentRef, BufferRef, DeviceContext, Frame, Mapping } from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
 import {
-  dmaFenceContextAlloc,
   dmaFenceGetStatus,
   dmaFenceInit,
   dmaFencePut,
@@ -128,6 +127,8 @@ export class DeviceRuntime implements DeviceContext {
     shared: RuntimeShared;
     log: (m: string, f?: Record<string, unknown>) => void;
     record: (e: RuntimeEvent) => void;
+    /** The device's fence timeline, allocated by the host so the kernel can find its fences. */
+    fenceContext: number;
   }) {
     this.name = opts.name;
     this.model = opts.model;
@@ -138,6 +139,7 @@ export class DeviceRuntime implements DeviceContext {
     this.shared = opts.shared;
     this.logFn = opts.log;
     this.record = opts.record;
+    this.context = opts.fenceContext;
   }
 
   private ev(op: string, detail = ''): void {
@@ -315,7 +317,6 @@ export class DeviceRuntime implements DeviceContext {
   async createFence(): Promise<number> {
     await this.block.point('fence');
     const t = this.shared.fences;
-    if (this.context === 0) this.context = dmaFenceContextAlloc(t, 1);
     this.seqno++;
     const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
     this.ownFences.add(f);

@@ -9,6 +9,7 @@
  * the same seed on the sim host gives the same hash.
  */
 import type { DeviceResult } from '../devices/device.js';
+import { dmaFenceContextAlloc } from '../kernel/dma-fence.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import {
@@ -36,6 +37,8 @@ export interface RunOptions {
   log?: (device: string, message: string, fields?: Record<string, unknown>) => void;
   /** Worker host: a device that makes no progress for this long is declared hung (ms). */
   watchdogMs?: number;
+  /** Worker host: real seconds per simulated second of device `busy` time (0 runs flat out). */
+  timeScale?: number;
 }
 
 export interface Finding {
@@ -65,6 +68,8 @@ export interface Report {
   /** Virtual ns on the sim host, wall ns on the worker host. */
   durationNs: number;
   schedulerSteps: number;
+  /** Worker host: each device's worker threadId (every device has its own thread). */
+  threads?: Record<string, number>;
 }
 
 /** Events kept in memory per run; the hash covers all of them regardless. */
@@ -173,6 +178,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
         },
         log: (m, f) => options.log?.(name, m, f),
         record: (e) => log.add(e),
+        fenceContext: dmaFenceContextAlloc(kernel.fences, 1),
       }),
     );
   });
@@ -198,7 +204,8 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
       }
     })();
   });
-  return finish(s, options, kernel, service, runtimes, log, results, extra, hang, sched.clockNs, sched.steps, 'sim');
+  const abandon = (name: string, error: number): number => runtimes.get(name)?.abandonFences(error) ?? 0;
+  return finish(s, options, kernel, service, abandon, log, results, extra, hang, sched.clockNs, sched.steps, 'sim');
 }
 
 /** Tear every device down, collect findings and leaks: shared by both hosts. */
@@ -207,7 +214,7 @@ export function finish(
   options: RunOptions,
   kernel: Kernel,
   service: DeviceService,
-  runtimes: Map<string, DeviceRuntime>,
+  abandon: (device: string, error: number) => number,
   log: { count: number; hash: string },
   results: Record<string, DeviceResult | { error: string }>,
   extra: Finding[],
@@ -225,9 +232,9 @@ export function finish(
       objects: Object.fromEntries(hang.waiting.map((w) => [w.device, w.op])),
     });
   }
-  for (const [name, rt] of runtimes) {
+  for (const name of Object.keys(s.devices)) {
     const crashed = 'error' in (results[name] ?? { error: 'never ran' });
-    const pending = rt.abandonFences(crashed ? -ETIME : -ECANCELED);
+    const pending = abandon(name, crashed ? -ETIME : -ECANCELED);
     if (pending > 0 && !crashed) {
       extra.push({
         rule: 'fence-never-signalled',

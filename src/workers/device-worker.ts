@@ -1,0 +1,118 @@
+/**
+ * A device worker: one simulated device in its own thread. It maps every shared table the kernel
+ * created, runs the device model against a `DeviceRuntime` whose waits are real Atomics sleeps, and
+ * reaches the kernel thread only for the control plane (comlink). Its heartbeat word lets the kernel's
+ * watchdog tell a slow device from a hung one.
+ */
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
+import { ResvTable } from '../kernel/dma-resv.js';
+import { DeviceCallError, DeviceRuntime, setDeviceNames } from './device-runtime.js';
+import { LinkRing } from './link-ring.js';
+import { Prng } from './prng.js';
+import { type DeviceWorkerInit, type KernelRpc, opCode, type ToKernel, type ToWorker } from './protocol.js';
+import type { AnyDeviceModel } from './scenario.js';
+import { builtinModels } from './scenario.js';
+
+const init = workerData as DeviceWorkerInit;
+const rpc = Comlink.wrap<KernelRpc>(nodeEndpoint(init.rpcPort));
+const fences = FenceTable.attach(init.fencesSab, {
+  onMisuse: (m) => void rpc.misuse(m.rule, m.message, { fence: m.fence }),
+});
+const task = Object.freeze({ pid: init.pid, comm: init.name, uid: 0, gid: 0 });
+const resvs = ResvTable.attach(init.resvsSab, {
+  fences,
+  current: () => task,
+  threadId,
+  warn: (rule, message, objects) => void rpc.misuse(rule, message, objects),
+});
+setDeviceNames(init.deviceNames);
+const beat = new Int32Array(init.heartbeat);
+const nap = new Int32Array(new SharedArrayBuffer(4));
+let events = 0;
+let hash = 0x811c9dc5;
+
+const runtime = new DeviceRuntime({
+  name: init.name,
+  model: init.model,
+  index: init.index,
+  prng: new Prng(init.seed),
+  fenceContext: init.fenceContext,
+  blocking: {
+    nowNs: () => Number(process.hrtime.bigint()),
+    point: async () => {},
+    busy: async (ns) => {
+      const ms = (ns / 1e6) * init.timeScale;
+      if (ms > 0) Atomics.wait(nap, 0, 0, ms);
+    },
+    waitFence: async (t, f, timeoutNs) => dmaFenceWaitTimeout(t, f, true, timeoutNs),
+    push: async (ring, d) => {
+      ring.push(d);
+    },
+    pop: async (ring) => ring.pop(),
+  },
+  control: {
+    allocate: (heap, size) => rpc.allocate(heap, size),
+    release: (id) => rpc.release(id),
+    attach: (id, dynamic) => rpc.attach(id, dynamic),
+    detach: (att) => rpc.detach(att),
+    map: (att, dir) => rpc.map(att, dir),
+    unmap: (m) => rpc.unmap(m),
+    bufferRef: (id) => rpc.bufferRef(id),
+    resvIndexOf: (id) => rpc.resvIndexOf(id),
+    misuse: (rule, message, objects) => void rpc.misuse(rule, message, objects),
+  },
+  shared: {
+    arenas: init.arenas.map((a) => ({ ...a, bytes: new Uint8Array(a.sab) })),
+    fences,
+    resvs,
+    mappingWords: new Int32Array(init.mappingSab),
+    ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
+  },
+  log: (m, f) => void rpc.log(m, f),
+  record: (e) => {
+    events++;
+    const line = `${e.device}|${e.op}|${e.detail}\n`;
+    for (let i = 0; i < line.length; i++) hash = Math.imul(hash ^ line.charCodeAt(i), 0x01000193);
+    Atomics.add(beat, 0, 1);
+    Atomics.store(beat, 1, opCode(e.op));
+  },
+});
+
+parentPort?.on('message', (m: ToWorker) => {
+  if (m.kind === 'move-notify') runtime.deliverMoveNotify(m.att);
+});
+
+async function loadModel(): Promise<AnyDeviceModel> {
+  if (init.modelModule) {
+    const mod = (await import(init.modelModule)) as { default?: AnyDeviceModel; model?: AnyDeviceModel };
+    const model = mod.default ?? mod.model;
+    if (!model) throw new Error(`${init.modelModule} exports no device model`);
+    return model;
+  }
+  const model = builtinModels[init.model];
+  if (!model) throw new Error(`unknown model ${init.model}`);
+  return model;
+}
+
+function post(m: ToKernel): void {
+  parentPort?.postMessage(m);
+}
+
+try {
+  const model = await loadModel();
+  const result = await model.run(runtime, init.knobs);
+  runtime.abandonFences(-125); // -ECANCELED: anything left pending when a device finishes
+  post({ kind: 'done', result, events, eventHash: hash >>> 0, threadId });
+} catch (e) {
+  post({
+    kind: 'failed',
+    error: (e as Error).message,
+    callFailed: e instanceof DeviceCallError,
+    events,
+    eventHash: hash >>> 0,
+    threadId,
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * The wire protocol between the kernel thread and device workers, in one place.
+ *
+ * - `DeviceWorkerInit` is the worker's workerData: every SharedArrayBuffer it needs (arenas, fence table,
+ *   resv table, mapping table, link rings, its heartbeat word) plus which model to run with which knobs.
+ *   SharedArrayBuffers travel as values and are shared, never copied; no buffer byte ever crosses a
+ *   message.
+ * - `KernelRpc` is the control plane the kernel thread serves to each worker over comlink (its own
+ *   MessageChannel per device). Named by its implementer. Errors come back as negative errnos, never as
+ *   thrown exceptions.
+ * - `ToWorker` / `ToKernel` are the plain messages outside comlink: move_notify to a device, the
+ *   device's final result or crash to the kernel.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { AttachmentRef, BufferRef, DeviceResult } from '../devices/device.js';
+import type { MappingInfo } from './device-service.js';
+
+export interface ArenaInit {
+  name: string;
+  basePfn: number;
+  pageCount: number;
+  sab: SharedArrayBuffer;
+}
+
+export interface DeviceWorkerInit {
+  /** Absolute module path of the worker entry to import (TypeScript runs go through tsx). */
+  module?: string;
+  name: string;
+  model: string;
+  /** For a user's own model: the module exporting it (default export or `model`). */
+  modelModule?: string;
+  knobs: unknown;
+  index: number;
+  seed: number;
+  pid: number;
+  deviceNames: string[];
+  fenceContext: number;
+  arenas: ArenaInit[];
+  fencesSab: SharedArrayBuffer;
+  resvsSab: SharedArrayBuffer;
+  mappingSab: SharedArrayBuffer;
+  ports: Record<string, SharedArrayBuffer>;
+  /** Int32 words: [heartbeat, current op code]; the watchdog reads them. */
+  heartbeat: SharedArrayBuffer;
+  rpcPort: MessagePort;
+  /** Real seconds per simulated second of `busy` (0: run flat out, for throughput). */
+  timeScale: number;
+}
+
+/** Operations a device can be in, by code, for the heartbeat word and hang reports. */
+export const OPS = Object.freeze([
+  'start',
+  'busy',
+  'allocate',
+  'release',
+  'attach',
+  'detach',
+  'map',
+  'unmap',
+  'move_notify',
+  'write',
+  'fill',
+  'read',
+  'checksum',
+  'fence',
+  'signal',
+  'wait',
+  'waited',
+  'resv-add',
+  'resv-wait',
+  'send',
+  'recv',
+  'close',
+] as const);
+export function opCode(op: string): number {
+  const i = OPS.indexOf(op as (typeof OPS)[number]);
+  return i < 0 ? 0 : i;
+}
+
+/** Served by the kernel thread (comlink), one instance per device. */
+export interface KernelRpc {
+  allocate(heap: string, sizeBytes: number): BufferRef | number;
+  release(id: number): number;
+  attach(id: number, dynamic: boolean): AttachmentRef | number;
+  detach(attId: number): number;
+  map(attId: number, dir: number): MappingInfo | number;
+  unmap(mapId: number): number;
+  bufferRef(id: number): BufferRef | number;
+  resvIndexOf(id: number): number;
+  misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
+  log(message: string, fields?: Record<string, unknown>): void;
+}
+
+export type ToWorker = { kind: 'move-notify'; att: AttachmentRef };
+
+export type ToKernel =
+  | { kind: 'done'; result: DeviceResult; events: number; eventHash: number; threadId: number }
+  | { kind: 'failed'; error: string; callFailed: boolean; events: number; eventHash: number; threadId: number };

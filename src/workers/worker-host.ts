@@ -1,0 +1,231 @@
+/**
+ * The worker host: every device in its own worker_thread, for real parallelism and contention figures.
+ *
+ * Contract:
+ * - The kernel stays on this thread and never blocks for long: it serves each device's control plane
+ *   (comlink over a MessageChannel of its own) and delivers move_notify as a message.
+ * - Devices share memory, fences, resv objects and links with the kernel and each other through
+ *   SharedArrayBuffers; no buffer byte is ever posted.
+ * - A device that throws is reported (`device-crashed`, or `device-call-failed` for a kernel call it did
+ *   not expect to fail). A run where no unfinished device shows progress for `watchdogMs` is a hang: the
+ *   stuck workers are terminated and reported with the operation each was in. Either way the device's
+ *   pending fences are signalled with -ETIME (so its consumers wake), its attachments, mappings and
+ *   buffers are reclaimed, and the run ends: the CLI never hangs.
+ */
+import { MessageChannel, Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type { DeviceResult } from '../devices/device.js';
+import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
+import { Kernel } from '../kernel/kernel.js';
+import { DeviceService } from './device-service.js';
+import { type DeviceWorkerInit, type KernelRpc, OPS, type ToKernel, type ToWorker } from './protocol.js';
+import { buildPorts, deviceSeed, type Finding, finish, type Report, type RunOptions } from './run-scenario.js';
+import { builtinModels, type Scenario } from './scenario.js';
+import type { HangReport } from './sim-host.js';
+
+export const WATCHDOG_MS_DEFAULT = 10_000;
+
+/** Where the worker entry is: compiled JS runs directly; TypeScript sources go through tsx. */
+function workerEntry(): { url: URL; module?: string } {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    return {
+      url: new URL('./ts-worker-entry.mjs', here),
+      module: new URL('./device-worker.ts', here).href,
+    };
+  }
+  return { url: new URL('./device-worker.js', here) };
+}
+
+interface DeviceSlot {
+  name: string;
+  worker: Worker;
+  heartbeat: Int32Array;
+  context: number;
+  done: boolean;
+  threadId: number;
+}
+
+export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Report> {
+  const started = process.hrtime.bigint();
+  const kernel = new Kernel({ memory: s.kernel });
+  const names = Object.keys(s.devices);
+  const slots = new Map<string, DeviceSlot>();
+  const service = new DeviceService(kernel, {
+    moveNotify: (device, att) => slots.get(device)?.worker.postMessage({ kind: 'move-notify', att } satisfies ToWorker),
+  });
+  const ports = buildPorts(s);
+  const results: Record<string, DeviceResult | { error: string }> = {};
+  const extra: Finding[] = [];
+  let events = 0;
+  let hashXor = 0;
+  const entry = workerEntry();
+  const timeScale = options.timeScale ?? 1;
+  for (const [name, d] of Object.entries(s.devices)) {
+    const m = s.models[d.model] as { module?: string } | undefined;
+    if (!(d.model in builtinModels) && !m?.module) {
+      throw new Error(
+        `devices.${name}.model: '${d.model}' cannot run on the worker host: give the model a \`module: import.meta.url\``,
+      );
+    }
+  }
+
+  const finished = names.map((name, index) => {
+    const task = service.registerDevice(name);
+    const { port1, port2 } = new MessageChannel();
+    const rpc: KernelRpc = {
+      allocate: (heap, size) => service.allocate(name, heap, size),
+      release: (id) => service.release(name, id),
+      attach: (id, dynamic) => service.attach(name, id, dynamic),
+      detach: (att) => service.detach(name, att),
+      map: (att, dir) => service.map(name, att, dir as 0 | 1 | 2),
+      unmap: (m) => service.unmap(name, m),
+      bufferRef: (id) => service.bufferRef(id),
+      resvIndexOf: (id) => service.resvIndexOf(id),
+      misuse: (rule, message, objects) => service.misuse(name, rule, message, objects),
+      log: (message, fields) => options.log?.(name, message, fields),
+    };
+    Comlink.expose(rpc, nodeEndpoint(port1));
+    const heartbeat = new SharedArrayBuffer(8);
+    const model = s.devices[name]?.model ?? '';
+    const init: DeviceWorkerInit = {
+      ...(entry.module ? { module: entry.module } : {}),
+      name,
+      model,
+      knobs: s.parsedKnobs[name],
+      index,
+      seed: deviceSeed(options.seed, index),
+      pid: task.pid,
+      deviceNames: names,
+      fenceContext: dmaFenceContextAlloc(kernel.fences, 1),
+      arenas: kernel.mem
+        .arenaList()
+        .map((a) => ({ name: a.name, basePfn: a.basePfn, pageCount: a.pageCount, sab: a.sab })),
+      fencesSab: kernel.fences.sab,
+      resvsSab: kernel.resvs.sab,
+      mappingSab: service.mappingWords.buffer as SharedArrayBuffer,
+      ports: Object.fromEntries([...(ports.get(name) ?? new Map()).entries()].map(([p, r]) => [p, r.sab])),
+      heartbeat,
+      rpcPort: port2,
+      timeScale,
+    };
+    // Built-in models are found by name in the worker; a user's own model names its module.
+    const own = s.models[model] as { module?: string } | undefined;
+    if (!(model in builtinModels) && own?.module) init.modelModule = own.module;
+    const worker = new Worker(entry.url, { workerData: init, transferList: [port2] });
+    const slot: DeviceSlot = {
+      name,
+      worker,
+      heartbeat: new Int32Array(heartbeat),
+      context: init.fenceContext,
+      done: false,
+      threadId: worker.threadId,
+    };
+    slots.set(name, slot);
+    return new Promise<void>((resolve) => {
+      const settle = (): void => {
+        slot.done = true;
+        port1.close();
+        resolve();
+      };
+      worker.on('message', (m: ToKernel) => {
+        events += m.events;
+        hashXor ^= m.eventHash;
+        // The device's last word: its control-plane port and message listener would keep the thread alive.
+        void worker.terminate();
+        if (m.kind === 'done') results[name] = m.result;
+        else {
+          results[name] = { error: m.error };
+          extra.push({
+            rule: m.callFailed ? 'device-call-failed' : 'device-crashed',
+            message: `${name}: ${m.error}`,
+            device: name,
+            timeNs: Number(process.hrtime.bigint() - started),
+            objects: {},
+          });
+        }
+      });
+      worker.on('error', (e) => {
+        results[name] ??= { error: e.message };
+        extra.push({ rule: 'device-crashed', message: `${name}: ${e.message}`, device: name, timeNs: 0, objects: {} });
+      });
+      worker.on('exit', () => {
+        results[name] ??= { error: 'worker exited without a result' };
+        settle();
+      });
+    });
+  });
+
+  const hang = await watchdog(slots, options.watchdogMs ?? WATCHDOG_MS_DEFAULT, Promise.all(finished));
+  await Promise.all(finished);
+
+  /** A device that did not finish: its unsignalled fences (found by its timeline) end with `error`. */
+  const abandon = (name: string, error: number): number => {
+    const slot = slots.get(name);
+    if (slot === undefined || !('error' in (results[name] ?? {}))) return 0;
+    const t = kernel.fences;
+    let pending = 0;
+    for (const f of t.liveHandles()) {
+      if (t.contextOf(f) !== slot.context || dmaFenceGetStatus(t, f) !== 0) continue;
+      pending++;
+      dmaFenceSetError(t, f, error);
+      dmaFenceSignal(t, f);
+    }
+    return pending;
+  };
+  const log = { count: events, hash: (hashXor >>> 0).toString(16).padStart(8, '0') };
+  const report = finish(
+    s,
+    options,
+    kernel,
+    service,
+    abandon,
+    log,
+    results,
+    extra,
+    hang,
+    Number(process.hrtime.bigint() - started),
+    0,
+    'worker',
+  );
+  return { ...report, threads: Object.fromEntries([...slots.values()].map((d) => [d.name, d.threadId])) } as Report;
+}
+
+/**
+ * Wait for every device, watching heartbeats. When no unfinished device has moved for `watchdogMs`, the
+ * run is hung: terminate the stuck workers and say what each was doing.
+ */
+async function watchdog(
+  slots: Map<string, DeviceSlot>,
+  watchdogMs: number,
+  all: Promise<unknown>,
+): Promise<HangReport | null> {
+  let last = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
+  let lastChange = performance.now();
+  let finished = false;
+  void all.then(() => {
+    finished = true;
+  });
+  const tick = Math.max(10, Math.min(250, watchdogMs / 4));
+  while (!finished) {
+    await new Promise((r) => setTimeout(r, tick));
+    if (finished) break;
+    const now = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
+    const moved = [...slots.values()].some((s) => !s.done && now.get(s.name) !== last.get(s.name));
+    last = now;
+    if (moved) {
+      lastChange = performance.now();
+      continue;
+    }
+    if (performance.now() - lastChange < watchdogMs) continue;
+    const stuck = [...slots.values()].filter((s) => !s.done);
+    const report: HangReport = {
+      timeNs: Math.round(performance.now() * 1e6),
+      waiting: stuck.map((s) => ({ device: s.name, op: OPS[Atomics.load(s.heartbeat, 1)] ?? 'unknown' })),
+    };
+    await Promise.all(stuck.map((s) => s.worker.terminate()));
+    return report;
+  }
+  return null;
+}
