@@ -1,44 +1,109 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
 /**
- * `dmafarm`: the command line. Exit codes: 0 nothing found, 1 findings, 2 bad input, 127 a dmafarm bug.
- * The first line of every run is its seed.
+ * `dmafarm`: the command line. Exit codes: 0 nothing found, 1 findings (or a run that did not match its
+ * scenario's expectations), 2 bad input (arguments, scenario files), 127 a dmafarm bug.
+ * The first line of every run is its seed; every finding comes with the command that replays it.
  */
+import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { KernelBug } from './kernel/assert.js';
 import { Kernel } from './kernel/kernel.js';
 import { runKernelDemo } from './workers/kernel-demo.js';
-import { createLogger } from './workers/log.js';
+import { createLogger, type Logger } from './workers/log.js';
 import { freshSeed } from './workers/prng.js';
+import type { HostKind, Report } from './workers/run-scenario.js';
+import { runScenario } from './workers/run-scenario.js';
+import { ScenarioError } from './workers/scenario.js';
+import { builtinScenarioNames, loadScenario } from './workers/scenario-loader.js';
 
-export const BUILTIN_JOBS = ['kernel-demo'] as const;
+/** Bad input: the message names what was wrong; the process exits 2. */
+class UsageError extends Error {}
 
-function runCommand(argv: { jobs: string[]; seed: number | undefined; json: boolean }): number {
-  const unknown = argv.jobs.filter((j) => !(BUILTIN_JOBS as readonly string[]).includes(j));
-  if (unknown.length > 0) {
-    process.stderr.write(
-      `dmafarm run: unknown scenario '${unknown[0]}' (available: ${BUILTIN_JOBS.join(', ')}; ` +
-        'scenario files arrive with the device farm)\n',
-    );
-    return 2;
+function formatReport(r: Report, wallMs: number): string {
+  const frames = Object.values(r.devices)
+    .map((d) => ('frames' in d ? Number(d.frames) : 0))
+    .reduce((a, b) => Math.max(a, b), 0);
+  const head =
+    `${r.scenario.padEnd(24)} ${r.ok ? 'ok  ' : 'FAIL'} ${String(frames).padStart(5)} frames  ` +
+    `${String(r.findings.length).padStart(3)} findings  ${wallMs.toFixed(0).padStart(6)} ms`;
+  const lines = [head];
+  const seen = new Set<string>();
+  for (const f of r.findings) {
+    const key = `${f.rule}|${f.device ?? ''}`;
+    if (seen.has(key)) continue; // one line per rule and device; the JSON report has them all
+    seen.add(key);
+    lines.push(`    ${f.rule}${f.device ? ` [${f.device}]` : ''}: ${f.message}`);
+  }
+  if (r.unexpected.length) lines.push(`    unexpected findings: ${r.unexpected.join(', ')}`);
+  if (r.missing.length) lines.push(`    expected but not found: ${r.missing.join(', ')}`);
+  const leaked = r.leaks.pages + r.leaks.buffers + r.leaks.fences;
+  if (leaked > 0) lines.push(`    leaked after teardown: ${JSON.stringify(r.leaks)}`);
+  if (r.findings.length > 0 || !r.ok) lines.push(`    replay: dmafarm run ${r.scenario} --seed ${r.seed} --host sim`);
+  return lines.join('\n');
+}
+
+async function runCommand(argv: {
+  scenarios: string[];
+  seed: number | undefined;
+  host: HostKind;
+  frames: number | undefined;
+  json: boolean;
+}): Promise<number> {
+  const names = argv.scenarios.length > 0 ? argv.scenarios : await builtinScenarioNames();
+  const scenarios = [];
+  for (const n of names) {
+    try {
+      scenarios.push(await loadScenario(n));
+    } catch (e) {
+      if (e instanceof ScenarioError || e instanceof UsageError) throw new UsageError(e.message);
+      throw e;
+    }
   }
   const seed = argv.seed ?? freshSeed();
-  process.stdout.write(`SEED=${seed} jobs=${BUILTIN_JOBS.join(',')}\n`);
+  process.stdout.write(`SEED=${seed} host=${argv.host} scenarios=${scenarios.map((s) => s.name).join(',')}\n`);
   const log = createLogger();
-  log.info({ seed }, 'kernel-demo: every heap, with and without DMA_BUF_IOCTL_SYNC');
-  const report = runKernelDemo(seed);
-  if (argv.json) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  } else {
-    const rows = report.heaps.map(
-      (h) =>
-        `  ${h.heap.padEnd(20)} ${h.cpuCache.padEnd(9)} ${h.contiguity.padEnd(9)} sg=${String(h.sgEntries).padEnd(3)} ` +
-        `with SYNC: ${h.mismatchedBytesWithSync === 0 ? 'device saw every byte' : `${h.mismatchedBytesWithSync} bytes WRONG`}; ` +
-        `without SYNC: ${h.staleBytesWithoutSync} stale bytes`,
+  const reports: Report[] = [];
+  for (const s of scenarios) {
+    const t0 = performance.now();
+    const child: Record<string, Logger> = {};
+    const report = await runScenario(s, {
+      seed,
+      host: argv.host,
+      ...(argv.frames === undefined ? {} : { frames: argv.frames }),
+      log: (device, message, fields) => {
+        child[device] ??= log.child({ scenario: s.name, device });
+        child[device].debug(fields ?? {}, message);
+      },
+    });
+    reports.push(report);
+    if (!argv.json) process.stdout.write(`${formatReport(report, performance.now() - t0)}\n`);
+  }
+  const findings = reports.reduce((n, r) => n + r.findings.length, 0);
+  const failed = reports.filter((r) => !r.ok);
+  if (argv.json) process.stdout.write(`${JSON.stringify({ seed, host: argv.host, reports }, null, 2)}\n`);
+  else {
+    process.stdout.write(
+      `SUMMARY: ${reports.length} scenario(s), ${findings} finding(s), ` +
+        `${failed.length === 0 ? 'all as expected' : `${failed.length} not as expected`}\n`,
     );
-    process.stdout.write(`heap                   cache     layout\n${rows.join('\n')}\n`);
-    process.stdout.write(`pages leaked: ${report.leakedPages}; kernel warnings: ${report.warnings}\n`);
-    process.stdout.write(`SUMMARY: kernel-demo ${report.ok ? 'ok' : 'FAILED'} (replay: dmafarm run --seed ${seed})\n`);
+  }
+  return findings > 0 || failed.length > 0 ? 1 : 0;
+}
+
+function demoCommand(argv: { seed: number | undefined; json: boolean }): number {
+  const seed = argv.seed ?? freshSeed();
+  process.stdout.write(`SEED=${seed} job=kernel-demo\n`);
+  const report = runKernelDemo(seed);
+  if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else {
+    for (const h of report.heaps) {
+      process.stdout.write(
+        `  ${h.heap.padEnd(20)} ${h.cpuCache.padEnd(9)} ${h.contiguity.padEnd(9)} sg=${String(h.sgEntries).padEnd(3)} ` +
+          `with SYNC: ${h.mismatchedBytesWithSync === 0 ? 'device saw every byte' : `${h.mismatchedBytesWithSync} bytes WRONG`}; ` +
+          `without SYNC: ${h.staleBytesWithoutSync} stale bytes\n`,
+      );
+    }
+    process.stdout.write(`SUMMARY: kernel-demo ${report.ok ? 'ok' : 'FAILED'} (replay: dmafarm demo --seed ${seed})\n`);
   }
   if (!report.ok) throw new KernelBug(`kernel-demo self-check failed (seed ${seed})`);
   return report.warnings > 0 ? 1 : 0;
@@ -59,32 +124,72 @@ function heapsCommand(argv: { json: boolean }): number {
   return 0;
 }
 
+async function listCommand(): Promise<number> {
+  for (const n of await builtinScenarioNames()) {
+    const s = await loadScenario(n);
+    process.stdout.write(`${s.name.padEnd(28)} ${s.description}\n`);
+  }
+  return 0;
+}
+
+function checkSeed(seed: unknown): true {
+  if (seed !== undefined && (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0)) {
+    throw new Error(`--seed must be a non-negative integer, got ${String(seed)}`);
+  }
+  return true;
+}
+
 export async function main(args: string[]): Promise<number> {
   let code = 0;
   await yargs(args)
     .scriptName('dmafarm')
     .strict()
     .command(
-      'run [jobs..]',
-      'Run jobs (default: every built-in one) and report what was found',
+      'run [scenarios..]',
+      'Run scenarios (default: every built-in one) and report what was found',
       (y) =>
         y
-          .positional('jobs', { type: 'string', array: true, default: [...BUILTIN_JOBS], describe: 'jobs to run' })
+          .positional('scenarios', { type: 'string', array: true, default: [], describe: 'names or .ts/.js files' })
           .option('seed', { type: 'number', describe: 'seed for every random choice (printed first)' })
-          .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+          .option('host', {
+            choices: ['worker', 'sim'] as const,
+            default: 'worker' as const,
+            describe: 'devices in worker threads, or deterministic on one thread',
+          })
+          .option('frames', { type: 'number', describe: 'override every scenario frame count' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the reports as JSON' })
           .check((a) => {
-            if (a.seed !== undefined && (!Number.isSafeInteger(a.seed) || a.seed < 0)) {
-              throw new Error(`--seed must be a non-negative integer, got ${String(a.seed)}`);
+            checkSeed(a.seed);
+            if (a.frames !== undefined && (!Number.isInteger(a.frames) || a.frames < 0 || a.frames > 100_000)) {
+              throw new Error(`--frames must be an integer in 0..100000, got ${String(a.frames)}`);
             }
             return true;
           }),
-      (a) => {
-        code = runCommand({ jobs: a.jobs as string[], seed: a.seed, json: a.json });
+      async (a) => {
+        code = await runCommand({
+          scenarios: a.scenarios as string[],
+          seed: a.seed,
+          host: a.host,
+          frames: a.frames,
+          json: a.json,
+        });
       },
     )
-    .command('list', 'List the built-in jobs', {}, () => {
-      process.stdout.write(`${BUILTIN_JOBS.join('\n')}\n`);
+    .command('list', 'List the built-in scenarios', {}, async () => {
+      code = await listCommand();
     })
+    .command(
+      'demo',
+      'The kernel self-demo: every heap, a CPU producer and the vgem importer, with and without SYNC',
+      (y) =>
+        y
+          .option('seed', { type: 'number', describe: 'seed (printed first)' })
+          .option('json', { type: 'boolean', default: false })
+          .check((a) => checkSeed(a.seed)),
+      (a) => {
+        code = demoCommand({ seed: a.seed, json: a.json });
+      },
+    )
     .command(
       'heaps',
       'List the DMA heaps a default kernel registers, with their properties',
@@ -93,9 +198,9 @@ export async function main(args: string[]): Promise<number> {
         code = heapsCommand({ json: a.json });
       },
     )
-    .demandCommand(1, 'name a command: run, list or heaps')
+    .demandCommand(1, 'name a command: run, list, demo or heaps')
     .fail((msg, err) => {
-      if (err instanceof KernelBug) throw err;
+      if (err && !(err instanceof UsageError) && !msg) throw err;
       process.stderr.write(`dmafarm: ${msg ?? err?.message}\nTry 'dmafarm --help'.\n`);
       process.exit(2);
     })

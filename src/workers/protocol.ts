@@ -74,7 +74,7 @@ export const OPS = Object.freeze([
 ] as const);
 export function opCode(op: string): number {
   const i = OPS.indexOf(op as (typeof OPS)[number]);
-  return i < 0 ? 0 : i;
+  return Math.max(i, 0);
 }
 
 /** Served by the kernel thread (comlink), one instance per device. */

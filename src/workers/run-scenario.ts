@@ -208,6 +208,39 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   return finish(s, options, kernel, service, abandon, log, results, extra, hang, sched.clockNs, sched.steps, 'sim');
 }
 
+/**
+ * What arrived is what was sent: on every link whose producer and consumer both report per-frame
+ * `checksums` (a camera of what it wrote, a display of what it scanned out), the sequences must agree.
+ * A difference means the consumer read bytes the producer had not finished (or had already replaced).
+ */
+export function contentChecks(
+  s: Scenario,
+  results: Record<string, DeviceResult | { error: string }>,
+  timeNs: number,
+): Finding[] {
+  const out: Finding[] = [];
+  for (const l of s.links) {
+    const from = l.from.split('.')[0] as string;
+    const to = l.to.split('.')[0] as string;
+    const a = results[from] as { checksums?: unknown } | undefined;
+    const b = results[to] as { checksums?: unknown } | undefined;
+    if (!Array.isArray(a?.checksums) || !Array.isArray(b?.checksums)) continue;
+    const sent = a.checksums as number[];
+    const shown = b.checksums as number[];
+    const bad = shown.flatMap((c, i) => (c !== sent[i] ? [i] : []));
+    if (bad.length > 0) {
+      out.push({
+        rule: 'content-mismatch',
+        message: `${to} received bytes that differ from what ${from} wrote, in frames ${bad.slice(0, 8).join(', ')}${bad.length > 8 ? ', …' : ''}`,
+        device: to,
+        timeNs,
+        objects: { producer: from, consumer: to, frames: bad.length },
+      });
+    }
+  }
+  return out;
+}
+
 /** Tear every device down, collect findings and leaks: shared by both hosts. */
 export function finish(
   s: Scenario,
@@ -246,6 +279,7 @@ export function finish(
     }
     service.teardown(name);
   }
+  extra.push(...contentChecks(s, results, durationNs));
   const findings: Finding[] = [
     ...kernel.warnings.map((w) => ({
       rule: w.rule,
