@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { assert } from '../kernel/assert.js';
 import { dmaFenceContextAlloc, dmaFenceInit, FenceTable } from '../kernel/dma-fence.js';
 import { dmaResvInit, dmaResvLock, dmaResvUnlock, ResvTable } from '../kernel/dma-resv.js';
+import { farmBench } from './farm.js';
 import { mockBenchOps } from './ops.js';
 import type { BenchJob } from './worker.js';
 
@@ -186,6 +187,8 @@ async function main(): Promise<void> {
   const c2 = await resvContended(2, quick ? 20_000 : 200_000);
   const c4 = await resvContended(4, quick ? 10_000 : 100_000);
   out.resvContended = { workers2: c2, workers4: c4 };
+  const farm = await farmBench(quick);
+  out.farm = farm;
   if (json) {
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return;
@@ -198,6 +201,11 @@ async function main(): Promise<void> {
       `resv lock+unlock, uncontended: ${f(un.resvNs, 0)} ns vs raw futex mutex ${f(un.rawNs, 0)} ns → ratio ${f(un.ratio)}`,
       `resv contended, 2 workers: ${f(c2.resvMops)} M ops/s vs raw mutex ${f(c2.rawMops)} M ops/s → ratio ${f(c2.ratio)}`,
       `resv contended, 4 workers: ${f(c4.resvMops)} M ops/s vs raw mutex ${f(c4.rawMops)} M ops/s → ratio ${f(c4.ratio)}`,
+      `${farm.pipeline.scenario} on the worker host, flat out: ${f(farm.pipeline.framesPerS, 1)} frames/s = ` +
+        `${f(farm.pipeline.bytesPerS / 1e9)} GB/s vs TypedArray.set ${f(farm.copyBytesPerS / 1e9)} GB/s → ratio ` +
+        `${f(farm.pipeline.ratio, 3)} (target ≥ ${farm.pipeline.target}) ${farm.pipeline.ratio >= farm.pipeline.target ? 'OK' : 'UNDER TARGET'}`,
+      `deterministic host, ${farm.sim.scenario} (${farm.sim.devices} devices, ${farm.sim.frames} frames): ` +
+        `${f(farm.sim.schedulesPerS, 0)} schedules/s (target ≥ ${farm.sim.target}) ${farm.sim.schedulesPerS >= farm.sim.target ? 'OK' : 'UNDER TARGET'}`,
       `(median of ${REPEATS} alternating runs; ratios are what to compare across machines)`,
     ].join('\n')}\n`,
   );
