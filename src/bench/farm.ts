@@ -98,7 +98,8 @@ function simScenario(): Scenario {
 
 export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const copyBytesPerS = copyBandwidth();
-  const frames = quick ? 5 : 20;
+  // Enough frames that worker start-up (tens of ms per device) does not dominate the rate.
+  const frames = quick ? 30 : 120;
   const { s, frameBytes, name } = await pipeline(frames);
   const rates: number[] = [];
   for (let i = 0; i < (quick ? 1 : 3); i++) {

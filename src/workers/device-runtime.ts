@@ -48,6 +48,22 @@ export const deviceFenceOps = registerFenceOps('dmafarm-device', {
   getTimelineName: (t, f) => deviceNames[t.auxOf(f)] ?? 'device',
 });
 
+/**
+ * FNV-1a over little-endian 32-bit words (then any tail bytes): what a scan-out CRC unit stands for. Words,
+ * not bytes, because this runs over every byte of every frame twice (producer and display) and dominates a
+ * pipeline's cost; both sides use this same function, so the sequences compare.
+ */
+export function fnv1a32(bytes: Uint8Array, seed: number): number {
+  let h = seed;
+  const words = bytes.byteOffset % 4 === 0 ? bytes.length >>> 2 : 0;
+  if (words > 0) {
+    const w = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
+    for (let i = 0; i < words; i++) h = Math.imul(h ^ (w[i] as number), 0x01000193);
+  }
+  for (let i = words * 4; i < bytes.length; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
+  return h;
+}
+
 export interface Blocking {
   nowNs(): number;
   /** A scheduling point with no waiting (sim: maybe someone else runs now). */
@@ -307,9 +323,9 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('read');
     this.ev('checksum', `${m.bufferId}@${offset}+${lengthBytes}`);
     const spans = this.spans(m, offset, lengthBytes, false);
-    let h = 0x811c9dc5;
     if (spans === null) return 0;
-    for (const s of spans) for (let i = 0; i < s.length; i++) h = Math.imul(h ^ (s[i] ?? 0), 0x01000193);
+    let h = 0x811c9dc5;
+    for (const s of spans) h = fnv1a32(s, h);
     return h >>> 0;
   }
 
