@@ -19,7 +19,7 @@ import { builtinScenarioNames, loadScenario } from './workers/scenario-loader.js
 /** Bad input: the message names what was wrong; the process exits 2. */
 class UsageError extends Error {}
 
-function formatReport(r: Report, wallMs: number): string {
+function formatReport(r: Report, wallMs: number, typed: string): string {
   const frames = Object.values(r.devices)
     .map((d) => ('frames' in d ? Number(d.frames) : 0))
     .reduce((a, b) => Math.max(a, b), 0);
@@ -38,7 +38,8 @@ function formatReport(r: Report, wallMs: number): string {
   if (r.missing.length) lines.push(`    expected but not found: ${r.missing.join(', ')}`);
   const leaked = r.leaks.pages + r.leaks.buffers + r.leaks.fences;
   if (leaked > 0) lines.push(`    leaked after teardown: ${JSON.stringify(r.leaks)}`);
-  if (r.findings.length > 0 || !r.ok) lines.push(`    replay: dmafarm run ${r.scenario} --seed ${r.seed} --host sim`);
+  // Replay with what the user typed (a file path stays a path), the seed and the deterministic host.
+  if (r.findings.length > 0 || !r.ok) lines.push(`    replay: dmafarm run ${typed} --seed ${r.seed} --host sim`);
   return lines.join('\n');
 }
 
@@ -51,9 +52,12 @@ async function runCommand(argv: {
 }): Promise<number> {
   const names = argv.scenarios.length > 0 ? argv.scenarios : await builtinScenarioNames();
   const scenarios = [];
+  const typed = new Map<object, string>();
   for (const n of names) {
     try {
-      scenarios.push(await loadScenario(n));
+      const loaded = await loadScenario(n);
+      scenarios.push(loaded);
+      typed.set(loaded, n);
     } catch (e) {
       if (e instanceof ScenarioError || e instanceof UsageError) throw new UsageError(e.message);
       throw e;
@@ -76,7 +80,7 @@ async function runCommand(argv: {
       },
     });
     reports.push(report);
-    if (!argv.json) process.stdout.write(`${formatReport(report, performance.now() - t0)}\n`);
+    if (!argv.json) process.stdout.write(`${formatReport(report, performance.now() - t0, typed.get(s) ?? s.name)}\n`);
   }
   const findings = reports.reduce((n, r) => n + r.findings.length, 0);
   const failed = reports.filter((r) => !r.ok);
@@ -161,7 +165,8 @@ export async function main(args: string[]): Promise<number> {
           .check((a) => {
             checkSeed(a.seed);
             if (a.frames !== undefined && (!Number.isInteger(a.frames) || a.frames < 0 || a.frames > 100_000)) {
-              throw new Error(`--frames must be an integer in 0..100000, got ${String(a.frames)}`);
+              const raw = args[args.indexOf('--frames') + 1] ?? String(a.frames);
+              throw new Error(`--frames must be an integer in 0..100000, got '${raw}'`);
             }
             return true;
           }),

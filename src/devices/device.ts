@@ -76,6 +76,14 @@ export interface DeviceContext {
   unmap(m: Mapping): Promise<void>;
   /** Called when the exporter moved a buffer this device attached dynamically; re-map before more DMA. */
   onMoveNotify(fn: (att: AttachmentRef) => void): void;
+  /**
+   * The exporter-side request a GPU driver makes under memory pressure: move the buffer out of
+   * device-local memory. Bytes moved (0 when it was not in device-local memory), or a negative errno:
+   * -EBUSY pinned or busy (unsignalled fences), -EINVAL an exporter that cannot move it or a buffer this
+   * device does not hold, -ENOMEM no system memory. This device's own move_notify handlers have run by
+   * the time it returns; other devices' follow on both hosts (at once on sim, by message on workers).
+   */
+  evict(buf: BufferRef): Promise<number>;
 
   // --- bytes (data plane) ---
   write(m: Mapping, offset: number, data: Uint8Array): Promise<void>;

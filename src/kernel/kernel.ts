@@ -8,8 +8,8 @@
  *   nested calls (a syscall inside a test helper) compose.
  * - Misuse is data: `warn` publishes a Warning on `kernel:warn` and keeps up to `limits.warningsKeptMax`
  *   of them; past that they are counted. A dmafarm bug throws KernelBug and is never swallowed here.
- * - Boot registers the default heaps in a fixed order (system, system-uncached, CMA, carveout), so heap
- *   minors and `readdir` are the same on every run.
+ * - Boot registers the default heaps in a fixed order (system, system-uncached, CMA, carveout, then vram
+ *   when `memory.vramBytes` is set), so heap minors and `readdir` are the same on every run.
  */
 import { assert } from './assert.js';
 import { BitmapArea } from './bitmap-area.js';
@@ -26,6 +26,7 @@ import type { FdTable } from './file.js';
 import { CARVEOUT_HEAP_NAME, carveoutHeapOps, carveoutHeapProperties } from './heaps/carveout-heap.js';
 import { CMA_HEAP_NAME, CMA_LEGACY_HEAP_NAME, cmaHeapOps, cmaHeapProperties } from './heaps/cma-heap.js';
 import { type SystemHeapPriv, systemHeapOps, systemHeapProperties } from './heaps/system-heap.js';
+import { VRAM_HEAP_NAME, vramHeapOps, vramHeapPriv, vramHeapProperties } from './heaps/vram-heap.js';
 import type { KernelCore, Task } from './kernel-core.js';
 import { defaultMemory, limits } from './limits.js';
 import { type Arena, PhysicalMemory } from './memory.js';
@@ -44,6 +45,8 @@ export interface KernelOptions {
     carveoutBytes: number;
     cpuCacheBytes: number;
     cpuCacheWays: number;
+    /** Device-local memory (a GPU's VRAM) behind the 'vram' heap; 0, the default, registers no such heap. */
+    vramBytes: number;
   }>;
   heaps?: Partial<{
     /** Android's `system-uncached` (default on). */
@@ -102,7 +105,7 @@ export class Kernel implements KernelCore {
   private readonly arenaUsage: (() => ArenaUsage)[] = [];
 
   constructor(options: KernelOptions = {}) {
-    const memOpts = { ...defaultMemory, ...options.memory };
+    const memOpts = { ...defaultMemory, vramBytes: 0, ...options.memory };
     this.clockNs = options.clockNs ?? (() => Number(process.hrtime.bigint()));
     this.channels = new Channels(() => this.clockNs());
     this.fences = FenceTable.create(limits.fenceCountMax, {
@@ -175,6 +178,17 @@ export class Kernel implements KernelCore {
         ops: carveoutHeapOps(this, this.dmaBufList, pool),
         priv: pool,
         properties: carveoutHeapProperties(pool),
+      });
+    }
+    if (memOpts.vramBytes > 0) {
+      const arena = this.mem.addArena('vram', memOpts.vramBytes);
+      const area = new BitmapArea(arena);
+      this.trackArena(arena, () => area.totalPages - area.usedPages);
+      this.addHeapOrBug({
+        name: VRAM_HEAP_NAME,
+        ops: vramHeapOps(this, this.dmaBufList),
+        priv: vramHeapPriv(area, buddy),
+        properties: vramHeapProperties(area),
       });
     }
     this.vfs.register('/dev/null', devNullInode);

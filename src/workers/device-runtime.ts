@@ -82,6 +82,7 @@ export interface ControlPlane {
   detach(attId: number): Promise<number>;
   map(attId: number, dir: number): Promise<MappingInfo | number>;
   unmap(mapId: number): Promise<number>;
+  evict(id: number): Promise<number>;
   bufferRef(id: number): Promise<BufferRef | number>;
   resvIndexOf(id: number): Promise<number>;
   misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
@@ -214,6 +215,11 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('unmap', String(m.id));
     this.mappings.delete(m.id);
     await this.cp.unmap(m.id);
+  }
+  async evict(buf: BufferRef): Promise<number> {
+    await this.block.point('evict');
+    this.ev('evict', String(buf.id));
+    return this.cp.evict(buf.id);
   }
   onMoveNotify(fn: (att: AttachmentRef) => void): void {
     this.moveHandlers.push(fn);
@@ -419,10 +425,13 @@ export class DeviceRuntime implements DeviceContext {
   async waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
     const obj = await this.resv(buf);
     this.ev('resv-wait', `${buf.id}:${usage}`);
+    const fences = dmaResvGetFences(obj, usage);
     let left = 1;
-    for (const e of dmaResvGetFences(obj, usage)) {
-      if (left > 0) left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
-      dmaFencePut(this.shared.fences, e.fence);
+    try {
+      for (const e of fences) if (left > 0) left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
+    } finally {
+      // A wait can end by a hang or a crash: the references taken for it are dropped either way.
+      for (const e of fences) dmaFencePut(this.shared.fences, e.fence);
     }
     return left;
   }

@@ -26,6 +26,7 @@ import {
 } from '../kernel/dma-buf.js';
 import type { DmaDataDirection, SgEntry, SgTable } from '../kernel/dma-mapping.js';
 import { EINVAL, ENOENT, ENOMEM, type Errno, isErr } from '../kernel/errno.js';
+import { vramEvict } from '../kernel/heaps/vram-heap.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/kernel-core.js';
 
@@ -228,6 +229,21 @@ export class DeviceService {
     this.maps.delete(mapId);
     e.maps.delete(mapId);
     return 0;
+  }
+
+  /**
+   * A device driver asks the exporter to move a buffer out of device-local memory (vram-heap.ts): bytes
+   * moved or -errno. Dynamic importers hear of it through move_notify before this returns.
+   */
+  evict(device: string, id: number): number {
+    const d = this.dev(device);
+    const buf = this.buffers.get(id);
+    const held = d.buffers.has(id) || [...d.attachments].some((a) => this.attachments.get(a)?.ref.bufferId === id);
+    if (buf === undefined || !held) {
+      this.misuse(device, 'device-evict-unheld', `asked to evict buffer ${id} it does not hold`, { ino: id });
+      return -EINVAL;
+    }
+    return this.kernel.runAs(d.task, () => vramEvict(this.kernel, buf));
   }
 
   /** DMA_BUF_IOCTL_SYNC for a device's CPU access (a TEE, or a bug that touches bytes with the CPU). */

@@ -4,7 +4,7 @@
  * reaches the kernel thread only for the control plane (comlink). Its heartbeat word lets the kernel's
  * watchdog tell a slow device from a hung one.
  */
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
@@ -51,15 +51,20 @@ const runtime = new DeviceRuntime({
     push: async (ring, d) => {
       ring.push(d);
     },
-    pop: async (ring) => ring.pop(),
+    pop: async (ring) => {
+      // The runtime records a recv only once it returns; the watchdog must know we are blocked in one.
+      Atomics.store(beat, 1, opCode('recv'));
+      return ring.pop();
+    },
   },
   control: {
-    allocate: (heap, size) => rpc.allocate(heap, size),
+    allocate: async (heap, size) => drained(await rpc.allocate(heap, size)),
     release: (id) => rpc.release(id),
     attach: (id, dynamic) => rpc.attach(id, dynamic),
     detach: (att) => rpc.detach(att),
     map: (att, dir) => rpc.map(att, dir),
     unmap: (m) => rpc.unmap(m),
+    evict: async (id) => drained(await rpc.evict(id)),
     bufferRef: (id) => rpc.bufferRef(id),
     resvIndexOf: (id) => rpc.resvIndexOf(id),
     misuse: (rule, message, objects) => void rpc.misuse(rule, message, objects),
@@ -81,9 +86,24 @@ const runtime = new DeviceRuntime({
   },
 });
 
-parentPort?.on('message', (m: ToWorker) => {
+function onMessage(m: ToWorker): void {
   if (m.kind === 'move-notify') runtime.deliverMoveNotify(m.att);
-});
+}
+parentPort?.on('message', onMessage);
+
+/**
+ * A control-plane call that may move buffers (allocate evicts under pressure, evict asks for it) makes the
+ * kernel post move_notify before it posts the call's reply, so by the time the reply is here the message
+ * is already queued on parentPort. Deliver it now, before the call returns, as the sim host does: left to a
+ * later turn of the event loop, it could arrive after the device wrote through the moved mapping.
+ */
+function drained<T>(reply: T): T {
+  if (parentPort === null) return reply;
+  for (let m = receiveMessageOnPort(parentPort); m !== undefined; m = receiveMessageOnPort(parentPort)) {
+    onMessage(m.message as ToWorker);
+  }
+  return reply;
+}
 
 async function loadModel(): Promise<AnyDeviceModel> {
   if (init.modelModule) {

@@ -9,8 +9,10 @@
  *   slot i: [seq, bufferId, flags, spare] Int32 and [fence] Float64
  * The producer writes a slot, then publishes it with Atomics.store(HEAD); the consumer reads HEAD, then
  * the slot. A store-then-load pair on HEAD/TAIL orders the plain slot writes for the other side.
- * Sleepers: "add WAITERS; re-check; wait(word, seen)" against "store word; if WAITERS notify" — the same
- * total-order argument as the fence table, so neither side sleeps through a hand-off.
+ * Sleepers wait on EVENTS, which every push, pop and close bumps: "add WAITERS; seen = EVENTS; re-check;
+ * wait(EVENTS, seen)" against "change state; add EVENTS; if WAITERS notify". Waiting on HEAD or TAIL
+ * instead would miss a close (it changes neither: a consumer that checked just before it would sleep on).
+ * The total-order argument is the fence table's, so neither side sleeps through a hand-off or a close.
  */
 import { assert } from '../kernel/assert.js';
 
@@ -19,6 +21,7 @@ const TAIL = 1;
 const CLOSED = 2;
 const WAITERS = 3;
 const CAPACITY = 4;
+const EVENTS = 5;
 const HEADER = 8;
 const SLOT_INTS = 4;
 
@@ -117,8 +120,7 @@ export class LinkRing {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       if (this.tryPush(d)) return true;
-      const tail = Atomics.load(this.w, TAIL);
-      if (!this.sleep(TAIL, tail, deadline, () => this.canPush())) return false;
+      if (!this.sleep(deadline, () => this.canPush())) return false;
     }
   }
 
@@ -129,19 +131,18 @@ export class LinkRing {
       const d = this.tryPop();
       if (d !== null) return d;
       if (this.closed) return null;
-      const head = Atomics.load(this.w, HEAD);
-      if (!this.sleep(HEAD, head, deadline, () => this.canPop())) return null;
+      if (!this.sleep(deadline, () => this.canPop())) return null;
     }
   }
 
-  private sleep(word: number, seen: number, deadline: number, ready: () => boolean): boolean {
+  private sleep(deadline: number, ready: () => boolean): boolean {
     Atomics.add(this.w, WAITERS, 1);
     try {
+      const seen = Atomics.load(this.w, EVENTS);
       if (ready()) return true;
       const left = deadline - performance.now();
       if (left <= 0) return false;
-      // CLOSED also changes readiness: close() notifies both words, and we re-check on every wake.
-      Atomics.wait(this.w, word, seen, left === Number.POSITIVE_INFINITY ? undefined : left);
+      Atomics.wait(this.w, EVENTS, seen, left === Number.POSITIVE_INFINITY ? undefined : left);
       return true;
     } finally {
       Atomics.sub(this.w, WAITERS, 1);
@@ -149,9 +150,7 @@ export class LinkRing {
   }
 
   private wake(): void {
-    if (Atomics.load(this.w, WAITERS) > 0) {
-      Atomics.notify(this.w, HEAD);
-      Atomics.notify(this.w, TAIL);
-    }
+    Atomics.add(this.w, EVENTS, 1);
+    if (Atomics.load(this.w, WAITERS) > 0) Atomics.notify(this.w, EVENTS);
   }
 }

@@ -71,6 +71,7 @@ export const OPS = Object.freeze([
   'send',
   'recv',
   'close',
+  'evict',
 ] as const);
 export function opCode(op: string): number {
   const i = OPS.indexOf(op as (typeof OPS)[number]);
@@ -85,6 +86,7 @@ export interface KernelRpc {
   detach(attId: number): number;
   map(attId: number, dir: number): MappingInfo | number;
   unmap(mapId: number): number;
+  evict(id: number): number;
   bufferRef(id: number): BufferRef | number;
   resvIndexOf(id: number): number;
   misuse(rule: string, message: string, objects?: Record<string, string | number>): void;

@@ -9,7 +9,7 @@
  * the same seed on the sim host gives the same hash.
  */
 import type { DeviceResult } from '../devices/device.js';
-import { dmaFenceContextAlloc } from '../kernel/dma-fence.js';
+import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import {
@@ -105,10 +105,38 @@ export function directControl(service: DeviceService, device: string): ControlPl
     detach: async (att) => service.detach(device, att),
     map: async (att, dir) => service.map(device, att, dir as 0 | 1 | 2),
     unmap: async (m) => service.unmap(device, m),
+    evict: async (id) => service.evict(device, id),
     bufferRef: async (id) => service.bufferRef(id),
     resvIndexOf: async (id) => service.resvIndexOf(id),
     misuse: (rule, message, objects) => service.misuse(device, rule, message, objects),
   };
+}
+
+/**
+ * A device is gone mid-run (crashed, failed a call, hung): everything it still owed fails now, not at
+ * teardown, so nobody downstream waits for it. Every unsignalled fence on its timeline — including the ones
+ * it already sent on links — is signalled with `error`, and its output links are closed (end of stream).
+ */
+export function failDevice(
+  kernel: Kernel,
+  s: Scenario,
+  ports: Map<string, Map<string, LinkRing>>,
+  name: string,
+  fenceContext: number,
+  error: number,
+): void {
+  const t = kernel.fences;
+  for (const f of t.liveHandles()) {
+    if (t.contextOf(f) !== fenceContext || dmaFenceGetStatus(t, f) !== 0) continue;
+    dmaFenceSetError(t, f, error);
+    dmaFenceSignal(t, f);
+  }
+  for (const l of s.links) {
+    const [dev, port] = l.from.split('.') as [string, string];
+    if (dev !== name) continue;
+    const ring = ports.get(name)?.get(port);
+    if (ring && !ring.closed) ring.close();
+  }
 }
 
 /** Wire each link's ring to the ports of its two devices. */
@@ -157,9 +185,11 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const log = new EventLog();
   const results: Record<string, DeviceResult | { error: string }> = {};
   const extra: Finding[] = [];
+  const contexts = new Map<string, number>();
   names.forEach((name, i) => {
     service.registerDevice(name);
     sched.add(name);
+    contexts.set(name, dmaFenceContextAlloc(kernel.fences, 1));
     runtimes.set(
       name,
       new DeviceRuntime({
@@ -178,7 +208,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
         },
         log: (m, f) => options.log?.(name, m, f),
         record: (e) => log.add(e),
-        fenceContext: dmaFenceContextAlloc(kernel.fences, 1),
+        fenceContext: contexts.get(name) as number,
       }),
     );
   });
@@ -190,6 +220,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
         results[name] = await model.run(rt, s.parsedKnobs[name]);
       } catch (e) {
         results[name] = { error: (e as Error).message };
+        failDevice(kernel, s, ports, name, contexts.get(name) as number, -ETIME);
         if (!(e instanceof HangError)) {
           extra.push({
             rule: e instanceof DeviceCallError ? 'device-call-failed' : 'device-crashed',
@@ -211,6 +242,8 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
 /**
  * What arrived is what was sent: on every link whose producer and consumer both report per-frame
  * `checksums` (a camera of what it wrote, a display of what it scanned out), the sequences must agree.
+ * A device that transforms frames (decoder, GPU) reports its output as `checksums` and what it read on
+ * each input port as `received:<port>`; that is what its producer's checksums are held against.
  * A difference means the consumer read bytes the producer had not finished (or had already replaced).
  */
 export function contentChecks(
@@ -221,12 +254,13 @@ export function contentChecks(
   const out: Finding[] = [];
   for (const l of s.links) {
     const from = l.from.split('.')[0] as string;
-    const to = l.to.split('.')[0] as string;
+    const [to, port] = l.to.split('.') as [string, string];
     const a = results[from] as { checksums?: unknown } | undefined;
-    const b = results[to] as { checksums?: unknown } | undefined;
-    if (!Array.isArray(a?.checksums) || !Array.isArray(b?.checksums)) continue;
+    const b = results[to] as Record<string, unknown> | undefined;
+    const received = b?.[`received:${port}`] ?? b?.checksums;
+    if (!Array.isArray(a?.checksums) || !Array.isArray(received)) continue;
     const sent = a.checksums as number[];
-    const shown = b.checksums as number[];
+    const shown = received as number[];
     const bad = shown.flatMap((c, i) => (c !== sent[i] ? [i] : []));
     if (bad.length > 0) {
       out.push({

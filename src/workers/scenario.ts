@@ -13,6 +13,9 @@ import { z } from 'zod';
 import { camera } from '../devices/camera.js';
 import type { DeviceModel } from '../devices/device.js';
 import { display } from '../devices/display.js';
+import { gpu } from '../devices/gpu.js';
+import { tee } from '../devices/tee.js';
+import { videoDecoder } from '../devices/video-decoder.js';
 import { LINK_CAPACITY_MAX } from './link-ring.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: models of any knob type live in one registry
@@ -21,6 +24,9 @@ export type AnyDeviceModel = DeviceModel<any>;
 export const builtinModels: Readonly<Record<string, AnyDeviceModel>> = Object.freeze({
   camera,
   display,
+  gpu,
+  'video-decoder': videoDecoder,
+  tee,
 });
 
 const endpoint = z.string().regex(/^[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*$/, "must be 'device.port'");
@@ -48,6 +54,14 @@ export const scenarioSchema = z
         systemBytes: z.number().int().positive().optional(),
         cmaBytes: z.number().int().min(0).optional(),
         carveoutBytes: z.number().int().min(0).optional(),
+        /** Device-local memory behind the 'vram' heap (0: none); whole pages, one arena. */
+        vramBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(1 << 30)
+          .refine((n) => n % 4096 === 0, 'a whole number of 4096-byte pages')
+          .optional(),
       })
       .strict()
       .default({}),

@@ -17,14 +17,25 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { DeviceResult } from '../devices/device.js';
 import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
+import { ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import { DeviceService } from './device-service.js';
 import { type DeviceWorkerInit, type KernelRpc, OPS, type ToKernel, type ToWorker } from './protocol.js';
-import { buildPorts, deviceSeed, type Finding, finish, type Report, type RunOptions } from './run-scenario.js';
+import {
+  buildPorts,
+  deviceSeed,
+  type Finding,
+  failDevice,
+  finish,
+  type Report,
+  type RunOptions,
+} from './run-scenario.js';
 import { builtinModels, type Scenario } from './scenario.js';
 import type { HangReport } from './sim-host.js';
 
 export const WATCHDOG_MS_DEFAULT = 10_000;
+/** Extra time a device may take to start (thread, modules) before the watchdog counts it as stuck. */
+export const STARTUP_GRACE_MS = 30_000;
 
 /** Where the worker entry is: compiled JS runs directly; TypeScript sources go through tsx. */
 function workerEntry(): { url: URL; module?: string } {
@@ -81,6 +92,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       detach: (att) => service.detach(name, att),
       map: (att, dir) => service.map(name, att, dir as 0 | 1 | 2),
       unmap: (m) => service.unmap(name, m),
+      evict: (id) => service.evict(name, id),
       bufferRef: (id) => service.bufferRef(id),
       resvIndexOf: (id) => service.resvIndexOf(id),
       misuse: (rule, message, objects) => service.misuse(name, rule, message, objects),
@@ -129,6 +141,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
         port1.close();
         resolve();
       };
+      const gone = (): void => failDevice(kernel, s, ports, name, init.fenceContext, -ETIME);
       worker.on('message', (m: ToKernel) => {
         events += m.events;
         hashXor ^= m.eventHash;
@@ -136,6 +149,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
         void worker.terminate();
         if (m.kind === 'done') results[name] = m.result;
         else {
+          gone();
           results[name] = { error: m.error };
           extra.push({
             rule: m.callFailed ? 'device-call-failed' : 'device-crashed',
@@ -147,11 +161,15 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
         }
       });
       worker.on('error', (e) => {
+        gone();
         results[name] ??= { error: e.message };
         extra.push({ rule: 'device-crashed', message: `${name}: ${e.message}`, device: name, timeNs: 0, objects: {} });
       });
       worker.on('exit', () => {
-        results[name] ??= { error: 'worker exited without a result' };
+        if (results[name] === undefined) {
+          gone();
+          results[name] = { error: 'worker exited without a result' };
+        }
         settle();
       });
     });
@@ -203,6 +221,7 @@ async function watchdog(
 ): Promise<HangReport | null> {
   let last = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
   let lastChange = performance.now();
+  const begun = lastChange;
   let finished = false;
   void all.then(() => {
     finished = true;
@@ -212,7 +231,12 @@ async function watchdog(
     await new Promise((r) => setTimeout(r, tick));
     if (finished) break;
     const now = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
-    const moved = [...slots.values()].some((s) => !s.done && now.get(s.name) !== last.get(s.name));
+    // A device still starting (no heartbeat yet: its thread and modules are loading) counts as moving, for
+    // a while: start-up on a loaded machine can take longer than a tight watchdog.
+    const starting = [...slots.values()].some((s) => !s.done && (now.get(s.name) ?? 0) === 0);
+    const moved =
+      [...slots.values()].some((s) => !s.done && now.get(s.name) !== last.get(s.name)) ||
+      (starting && performance.now() - begun < watchdogMs + STARTUP_GRACE_MS);
     last = now;
     if (moved) {
       lastChange = performance.now();

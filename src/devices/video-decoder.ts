@@ -1,0 +1,206 @@
+/**
+ * Video decoder: turns a bitstream into NV12 frames in a pool of output buffers.
+ *
+ * The bitstream comes from the input port 'in' (knob `input: true`: each frame received is one access
+ * unit, read after its fence) or, without an input, from a bitstream buffer the decoder's demuxer fills
+ * with `bitstreamBytes` bytes of its PRNG per frame (then `frames` and `fps` pace it).
+ *
+ * Per frame: pick the next output buffer and wait until its readers are done (READ fences), create the
+ * decode fence and publish it as WRITE on the output (and as READ on the input buffer, which it reads),
+ * and send the frame at once: like a stateless hardware decoder with fences, the frame leaves when the
+ * decode is queued, so a consumer must wait on its fence. Then read up to `bitstreamBytes` of the access
+ * unit, spend the decode time, write the picture, checksum it and signal the fence.
+ *
+ * Decode is a deterministic function of the bitstream bytes (`decodeNv12`): with h = FNV-1a of the bytes
+ * read, luma stripe j (rows 16j..16j+15, a macroblock row) is filled with bitstream[j mod len] XOR (h & 0xff),
+ * and the whole chroma plane with (h >>> 8) & 0xff. A consumer's checksums are then predictable.
+ *
+ * Secure mode (`secure: true`): output buffers come from the heap named by `secureHeap`. Until restricted
+ * heaps exist its default is 'system', so secure mode changes only where buffers come from; the
+ * restricted-heaps issue makes that heap protected (no CPU access) and gives this knob its meaning.
+ *
+ * The output pool must hold ≥ link capacity + 2 buffers: a consumer publishes its release fence only once
+ * it has received the frame.
+ *
+ * Injectable bugs (knob `bugs`):
+ * - `skipFenceSignal`: frame N's fence is never signalled → its consumer hangs on it (hang);
+ * - `signalBeforeWrite`: signals the fence when the decode starts, then decodes → a consumer that reads
+ *   before the decode time is over sees the previous picture (content-mismatch).
+ */
+import { z } from 'zod';
+import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
+import { nv12Bytes } from './camera.js';
+import {
+  type AttachmentRef,
+  type BufferRef,
+  DMA_DIR_FROM_DEVICE,
+  DMA_DIR_TO_DEVICE,
+  defineDevice,
+  type Frame,
+  type Mapping,
+} from './device.js';
+
+/** Rows per luma stripe the decoder writes at once (a macroblock row). */
+export const DECODE_STRIPE_ROWS = 16;
+/** Largest access unit the decoder reads per frame. */
+export const BITSTREAM_BYTES_MAX = 1 << 20;
+
+const ns = z.number().int().min(0).max(60_000_000_000);
+
+export const videoDecoderKnobs = z
+  .object({
+    /** Take access units from the input port 'in' (otherwise the decoder feeds itself). */
+    input: z.boolean().default(false),
+    heap: z.string().default('system'),
+    secure: z.boolean().default(false),
+    /** Heap of the output buffers in secure mode ('system' until restricted heaps exist). */
+    secureHeap: z.string().default('system'),
+    width: z.number().int().positive().max(8192).default(640),
+    height: z.number().int().positive().max(8192).default(480),
+    /** Output rate when the decoder feeds itself; with an input, the input paces it. */
+    fps: z.number().positive().max(1000).default(30),
+    buffers: z.number().int().min(1).max(32).default(4),
+    /** Frames to decode when the decoder feeds itself; with an input, until the input ends. */
+    frames: z.number().int().min(0).max(100_000).default(30),
+    bitstreamBytes: z.number().int().min(1).max(BITSTREAM_BYTES_MAX).default(4096),
+    /** Decode time per frame: `decodeNs`, plus a uniform draw in ±`jitterNs` from the device's seed. */
+    decodeNs: ns.default(4_000_000),
+    jitterNs: ns.default(1_000_000),
+    bugs: z
+      .object({
+        skipFenceSignal: z.number().int().min(-1).default(-1),
+        signalBeforeWrite: z.boolean().default(false),
+      })
+      .strict()
+      .default({ skipFenceSignal: -1, signalBeforeWrite: false }),
+  })
+  .strict();
+export type VideoDecoderKnobs = z.infer<typeof videoDecoderKnobs>;
+
+/** The decode's hash of an access unit: byte-wise FNV-1a (32-bit). */
+export function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193);
+  return h >>> 0;
+}
+
+/** What decode writes, as [offset, length, value] fills over the picture (see the contract). */
+export function decodeFills(bitstream: Uint8Array, width: number, height: number): [number, number, number][] {
+  const h = fnv1a(bitstream);
+  const luma = width * height;
+  const out: [number, number, number][] = [];
+  for (let j = 0; j * DECODE_STRIPE_ROWS < height; j++) {
+    const rows = Math.min(DECODE_STRIPE_ROWS, height - j * DECODE_STRIPE_ROWS);
+    const value = ((bitstream[j % Math.max(1, bitstream.length)] ?? 0) ^ h) & 0xff;
+    out.push([j * DECODE_STRIPE_ROWS * width, rows * width, value]);
+  }
+  out.push([luma, nv12Bytes(width, height) - luma, (h >>> 8) & 0xff]);
+  return out;
+}
+
+/** The decoded picture as bytes (for tests and tools: the device itself only fills). */
+export function decodeNv12(bitstream: Uint8Array, width: number, height: number): Uint8Array {
+  const frame = new Uint8Array(nv12Bytes(width, height));
+  for (const [offset, length, value] of decodeFills(bitstream, width, height)) {
+    frame.fill(value, offset, offset + length);
+  }
+  return frame;
+}
+
+interface Slot {
+  buf: BufferRef;
+  att: AttachmentRef;
+  map: Mapping;
+}
+
+export const videoDecoder = defineDevice<VideoDecoderKnobs>({
+  name: 'video-decoder',
+  parseKnobs: (raw, defaults) => videoDecoderKnobs.parse({ frames: defaults.frames, ...(raw as object) }),
+  inputs: (k) => (k.input ? ['in'] : []),
+  outputs: () => ['out'],
+  async run(ctx, k) {
+    const frameBytes = nv12Bytes(k.width, k.height);
+    const intervalNs = Math.round(1e9 / k.fps);
+    const heap = k.secure ? k.secureHeap : k.heap;
+    const pool: Slot[] = [];
+    for (let i = 0; i < k.buffers; i++) {
+      const buf = await ctx.allocate(heap, frameBytes);
+      const att = await ctx.attach(buf);
+      pool.push({ buf, att, map: await ctx.map(att, DMA_DIR_TO_DEVICE) });
+    }
+    // Self-fed: the demuxer's buffer of access units (normal memory even in secure mode: it is encrypted).
+    let own: Slot | null = null;
+    if (!k.input) {
+      const buf = await ctx.allocate(k.heap, k.bitstreamBytes);
+      const att = await ctx.attach(buf);
+      own = { buf, att, map: await ctx.map(att, DMA_DIR_FROM_DEVICE) };
+    }
+    // Input buffers are imported once; the producer's pool bounds how many there are.
+    const imported = new Map<number, { att: AttachmentRef; map: Mapping }>();
+    const received: number[] = [];
+    const checksums: number[] = [];
+
+    for (let seq = 0; k.input || seq < k.frames; seq++) {
+      const start = ctx.nowNs();
+      let input: Frame | null = null;
+      if (k.input) {
+        input = await ctx.recv('in');
+        if (input === null) break;
+      }
+      const slot = pool[seq % pool.length] as Slot;
+      await ctx.waitResv(slot.buf, DMA_RESV_USAGE_READ);
+      const fence = await ctx.createFence();
+      await ctx.addFence(slot.buf, fence, DMA_RESV_USAGE_WRITE);
+      if (input !== null) await ctx.addFence(input.buffer, fence, DMA_RESV_USAGE_READ);
+      await ctx.send('out', { seq, buffer: slot.buf, fence, flags: 0 }); // the frame leaves with its fence
+      if (k.bugs.signalBeforeWrite) await ctx.signal(fence);
+
+      let source: Mapping;
+      let sourceBytes: number;
+      if (input !== null) {
+        let imp = imported.get(input.buffer.id);
+        if (imp === undefined) {
+          const att = await ctx.attach(input.buffer);
+          imp = { att, map: await ctx.map(att, DMA_DIR_FROM_DEVICE) };
+          imported.set(input.buffer.id, imp);
+        }
+        if (input.fence) await ctx.wait(input.fence);
+        else await ctx.waitResv(input.buffer, DMA_RESV_USAGE_WRITE);
+        if (input.fence) await ctx.put(input.fence);
+        received.push(await ctx.checksum(imp.map, 0, input.buffer.sizeBytes));
+        source = imp.map;
+        sourceBytes = Math.min(k.bitstreamBytes, input.buffer.sizeBytes);
+      } else {
+        const o = own as Slot;
+        await ctx.write(o.map, 0, ctx.prng.fill(new Uint8Array(k.bitstreamBytes)));
+        source = o.map;
+        sourceBytes = k.bitstreamBytes;
+      }
+      const bitstream = await ctx.read(source, 0, sourceBytes);
+      const jitter = k.jitterNs > 0 ? ctx.prng.int(-k.jitterNs, k.jitterNs) : 0;
+      await ctx.busy(Math.max(0, k.decodeNs + jitter));
+      for (const [offset, length, value] of decodeFills(bitstream, k.width, k.height)) {
+        await ctx.fill(slot.map, offset, length, value);
+      }
+      checksums.push(await ctx.checksum(slot.map, 0, slot.buf.sizeBytes));
+      if (!k.bugs.signalBeforeWrite && seq !== k.bugs.skipFenceSignal) await ctx.signal(fence);
+      if (!k.input) {
+        const spent = ctx.nowNs() - start;
+        if (spent < intervalNs) await ctx.busy(intervalNs - spent);
+      }
+    }
+    await ctx.close('out');
+    for (const { buf } of pool) await ctx.waitResv(buf, DMA_RESV_USAGE_READ);
+    for (const { att } of imported.values()) await ctx.detach(att);
+    for (const { buf, att } of own === null ? pool : [...pool, own]) {
+      await ctx.detach(att);
+      await ctx.release(buf);
+    }
+    return {
+      frames: checksums.length,
+      checksums,
+      ...(k.input ? { 'received:in': received } : {}),
+      secure: k.secure ? 1 : 0,
+    };
+  },
+});
