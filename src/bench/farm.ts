@@ -61,7 +61,8 @@ function simScenario(): Scenario {
     return defineScenario({
       name: 'bench-sim-5',
       frames: 30,
-      kernel: { systemBytes: 16 << 20, cmaBytes: 0, carveoutBytes: 0 },
+      // Sized to what 64×64 frames need: a sweep boots one kernel per run.
+      kernel: { systemBytes: 4 << 20, cmaBytes: 0, carveoutBytes: 0, fences: 256, resvs: 64 },
       devices: {
         cam0: { model: 'camera', knobs: small },
         cam1: { model: 'camera', knobs: small },

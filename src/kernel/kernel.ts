@@ -64,6 +64,8 @@ export interface KernelOptions {
   }>;
   /** Register vgem at /dev/dri/card0 (default on). */
   vgem?: boolean;
+  /** Sizes of the shared tables (each at most its limit in limits.ts): their size is the kernel's boot cost. */
+  tables?: { fences?: number; resvs?: number };
   /** Drop unused resv reservations at every unlock (CONFIG_DEBUG_MUTEXES; default on). */
   debugResvSlots?: boolean;
   /** How long a synchronous syscall may block the kernel thread on fences (default limits.kernelThreadWaitMsMax). */
@@ -108,14 +110,14 @@ export class Kernel implements KernelCore {
     const memOpts = { ...defaultMemory, vramBytes: 0, ...options.memory };
     this.clockNs = options.clockNs ?? (() => Number(process.hrtime.bigint()));
     this.channels = new Channels(() => this.clockNs());
-    this.fences = FenceTable.create(limits.fenceCountMax, {
+    this.fences = FenceTable.create(Math.min(options.tables?.fences ?? limits.fenceCountMax, limits.fenceCountMax), {
       nowNs: () => this.clockNs(),
       onMisuse: (m) => this.warn(m.rule, m.message, { fence: m.fence }),
     });
     this.blockingWaitNsMax = (options.hungTaskTimeoutMs ?? limits.kernelThreadWaitMsMax) * 1e6;
     const t = this.fences;
     this.resvs = ResvTable.create(
-      limits.resvCountMax,
+      Math.min(options.tables?.resvs ?? limits.resvCountMax, limits.resvCountMax),
       {
         fences: t,
         current: () => this.currentTask,

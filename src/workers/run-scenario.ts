@@ -23,7 +23,7 @@ import { type DeviceService, DeviceService as Service } from './device-service.j
 import { LinkRing } from './link-ring.js';
 import { Prng } from './prng.js';
 import type { AnyDeviceModel, Scenario } from './scenario.js';
-import { withFrames } from './scenario.js';
+import { SCENARIO_FENCES_DEFAULT, SCENARIO_RESVS_DEFAULT, withFrames } from './scenario.js';
 import { HangError, type HangReport, SimScheduler, simBlocking } from './sim-host.js';
 
 export type HostKind = 'sim' | 'worker';
@@ -139,6 +139,11 @@ export function failDevice(
   }
 }
 
+/** The shared-table sizes a scenario's kernel gets. */
+export function scenarioTables(s: Scenario): { fences: number; resvs: number } {
+  return { fences: s.kernel.fences ?? SCENARIO_FENCES_DEFAULT, resvs: s.kernel.resvs ?? SCENARIO_RESVS_DEFAULT };
+}
+
 /** Wire each link's ring to the ports of its two devices. */
 export function buildPorts(s: Scenario): Map<string, Map<string, LinkRing>> {
   const ports = new Map<string, Map<string, LinkRing>>();
@@ -174,7 +179,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
 async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const seed = options.seed;
   const sched = new SimScheduler(new Prng(deviceSeed(seed, 0xffff)));
-  const kernel = new Kernel({ memory: s.kernel, clockNs: () => sched.clockNs });
+  const kernel = new Kernel({ memory: s.kernel, tables: scenarioTables(s), clockNs: () => sched.clockNs });
   const names = Object.keys(s.devices);
   setDeviceNames(names);
   const runtimes = new Map<string, DeviceRuntime>();

@@ -62,6 +62,20 @@ export const scenarioSchema = z
           .max(1 << 30)
           .refine((n) => n % 4096 === 0, 'a whole number of 4096-byte pages')
           .optional(),
+        /** Fence-table slots (every live fence of the run); default SCENARIO_FENCES_DEFAULT. */
+        fences: z
+          .number()
+          .int()
+          .min(64)
+          .max(1 << 20)
+          .optional(),
+        /** Reservation objects (one per live buffer); default SCENARIO_RESVS_DEFAULT. */
+        resvs: z
+          .number()
+          .int()
+          .min(16)
+          .max(1 << 16)
+          .optional(),
       })
       .strict()
       .default({}),
@@ -71,6 +85,13 @@ export const scenarioSchema = z
       .default({ findings: [] }),
   })
   .strict();
+
+/**
+ * A scenario's kernel gets smaller shared tables than a facade kernel: pipelines hold tens of buffers
+ * and hundreds of fences, and a sweep boots one kernel per run, so the tables' size is its boot cost.
+ */
+export const SCENARIO_FENCES_DEFAULT = 4096;
+export const SCENARIO_RESVS_DEFAULT = 1024;
 
 export type ScenarioInput = z.input<typeof scenarioSchema> & { models?: Record<string, AnyDeviceModel> };
 export type Scenario = z.output<typeof scenarioSchema> & {

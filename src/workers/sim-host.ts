@@ -123,23 +123,32 @@ export class SimScheduler {
       start(t.name);
       await parked;
     }
+    const all = [...this.tasks.values()];
+    const ready: SimTask[] = [];
     for (;;) {
       assert(this.steps < SIM_STEPS_MAX, `sim run exceeded ${SIM_STEPS_MAX} steps`);
-      const all = [...this.tasks.values()];
-      const ready = all.filter((t) => this.runnable(t));
+      // One pass, no allocation: this loop runs once per scheduling step.
+      ready.length = 0;
+      let wakeAt = Number.POSITIVE_INFINITY;
+      let parked = 0;
+      for (const t of all) {
+        if (t.state !== 'parked') continue;
+        parked++;
+        if (this.runnable(t)) ready.push(t);
+        else if (!Number.isNaN(t.wakeAtNs) && t.wakeAtNs < wakeAt) wakeAt = t.wakeAtNs;
+      }
       if (ready.length === 0) {
-        const sleepers = all.filter((t) => t.state === 'parked' && !Number.isNaN(t.wakeAtNs));
-        if (sleepers.length > 0) {
-          this.clockNs = Math.max(this.clockNs, Math.min(...sleepers.map((t) => t.wakeAtNs)));
+        if (wakeAt !== Number.POSITIVE_INFINITY) {
+          this.clockNs = Math.max(this.clockNs, wakeAt);
           continue;
         }
+        if (parked === 0) return null;
         const stuck = all.filter((t) => t.state === 'parked');
-        if (stuck.length === 0) return null;
         const report = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: t.op })) };
         for (const t of stuck) await this.resumeWith(t, new HangError(t.name, t.op));
         return report;
       }
-      const pick = ready[this.prng.int(0, ready.length - 1)] as SimTask;
+      const pick = ready[ready.length === 1 ? 0 : this.prng.int(0, ready.length - 1)] as SimTask;
       this.steps++;
       await this.resumeWith(pick, null);
     }

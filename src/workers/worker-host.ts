@@ -29,6 +29,7 @@ import {
   finish,
   type Report,
   type RunOptions,
+  scenarioTables,
 } from './run-scenario.js';
 import { builtinModels, type Scenario } from './scenario.js';
 import type { HangReport } from './sim-host.js';
@@ -60,7 +61,7 @@ interface DeviceSlot {
 
 export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Report> {
   const started = process.hrtime.bigint();
-  const kernel = new Kernel({ memory: s.kernel });
+  const kernel = new Kernel({ memory: s.kernel, tables: scenarioTables(s) });
   const names = Object.keys(s.devices);
   const slots = new Map<string, DeviceSlot>();
   const service = new DeviceService(kernel, {
