@@ -141,16 +141,20 @@ describe('a run with findings', () => {
 
   it('gives the same JSON report for the same file and seed on the sim host, and another for another seed', async () => {
     const args = ['run', './signal-twice.ts', '--host', 'sim', '--json'];
-    const [a, b, c] = await Promise.all([
+    const [a, b, ...others] = await Promise.all([
       runCli([...args, '--seed', '4'], dir),
       runCli([...args, '--seed', '4'], dir),
-      runCli([...args, '--seed', '5'], dir),
+      ...[5, 6, 7, 8].map((seed) => runCli([...args, '--seed', String(seed)], dir)),
     ]);
-    for (const r of [a, b, c]) expect(r?.code, r?.stderr).toBe(1);
+    for (const r of [a, b, ...others]) expect(r?.code, r?.stderr).toBe(1);
     const ra = jsonReports(a?.stdout ?? '');
     expect(jsonReports(b?.stdout ?? '')).toEqual(ra);
-    const rc = jsonReports(c?.stdout ?? '');
-    expect(rc.reports[0]?.eventHash).not.toBe(ra.reports[0]?.eventHash);
+    // Two seeds may happen to pick the same schedule on a scenario this small; five cannot all agree.
+    const hashes = new Set(
+      [ra, ...others.map((o) => jsonReports(o?.stdout ?? ''))].map((r) => r.reports[0]?.eventHash),
+    );
+    expect(hashes.size).toBeGreaterThan(1);
+    const rc = jsonReports(others[0]?.stdout ?? '');
     // The bug is found whatever the schedule: one double signal per frame.
     expect(ra.reports[0]?.findings.filter((f) => f.rule === 'fence-double-signal')).toHaveLength(8);
     expect(rc.reports[0]?.findings.filter((f) => f.rule === 'fence-double-signal')).toHaveLength(8);
