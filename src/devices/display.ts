@@ -56,7 +56,9 @@ export const display = defineDevice<DisplayKnobs>({
       await ctx.addFence(frame.buffer, release, DMA_RESV_USAGE_READ);
       const now = ctx.nowNs();
       await ctx.busy(periodNs - (now % periodNs)); // next vblank
-      checksums.push(await ctx.checksum(slot.map, 0, frame.buffer.sizeBytes));
+      const crc = await ctx.checksum(slot.map, 0, frame.buffer.sizeBytes);
+      checksums.push(crc);
+      ctx.log('scanout', { seq: frame.seq, buffer: frame.buffer.id, crc });
       await ctx.busy(Math.round(periodNs * k.scanoutFraction));
       if (previousRelease && !k.bugs.neverRelease) await ctx.signal(previousRelease);
       if (previousRelease) await ctx.put(previousRelease);

@@ -11,12 +11,14 @@ import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
 import { ResvTable } from '../kernel/dma-resv.js';
 import { DeviceCallError, DeviceRuntime, setDeviceNames } from './device-runtime.js';
 import { LinkRing } from './link-ring.js';
+import { createLogger } from './log.js';
 import { Prng } from './prng.js';
 import { type DeviceWorkerInit, type KernelRpc, opCode, type ToKernel, type ToWorker } from './protocol.js';
 import type { AnyDeviceModel } from './scenario.js';
 import { builtinModels } from './scenario.js';
 
 const init = workerData as DeviceWorkerInit;
+const log = createLogger(init.logLevel, init.prettyLog).child({ device: init.name });
 const rpc = Comlink.wrap<KernelRpc>(nodeEndpoint(init.rpcPort));
 const fences = FenceTable.attach(init.fencesSab, {
   onMisuse: (m) => void rpc.misuse(m.rule, m.message, { fence: m.fence }),
@@ -76,7 +78,8 @@ const runtime = new DeviceRuntime({
     mappingWords: new Int32Array(init.mappingSab),
     ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
   },
-  log: (m, f) => void rpc.log(m, f),
+  // This worker's own synchronous destination: its lines never interleave with another thread's.
+  log: (m, f) => log.debug(f ?? {}, m),
   record: (e) => {
     events++;
     const line = `${e.device}|${e.op}|${e.detail}\n`;

@@ -45,6 +45,9 @@ export interface DeviceWorkerInit {
   rpcPort: MessagePort;
   /** Real seconds per simulated second of `busy` (0: run flat out, for throughput). */
   timeScale: number;
+  /** The worker logs through its own synchronous destination at this level. */
+  logLevel: string;
+  prettyLog: boolean;
 }
 
 /** Operations a device can be in, by code, for the heartbeat word and hang reports. */
@@ -90,7 +93,6 @@ export interface KernelRpc {
   bufferRef(id: number): BufferRef | number;
   resvIndexOf(id: number): number;
   misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
-  log(message: string, fields?: Record<string, unknown>): void;
 }
 
 export type ToWorker = { kind: 'move-notify'; att: AttachmentRef };

@@ -33,8 +33,10 @@ export interface RunOptions {
   host?: HostKind;
   /** Override the scenario's frame count. */
   frames?: number;
-  /** Receives every device log line. */
+  /** Sim host: receives every device log line. (Worker-host devices log through their own destination.) */
   log?: (device: string, message: string, fields?: Record<string, unknown>) => void;
+  /** Worker host: the devices' log level (default $DMAFARM_LOG or 'info'; device lines are 'debug'). */
+  logLevel?: string;
   /** Worker host: a device that makes no progress for this long is declared hung (ms). */
   watchdogMs?: number;
   /** Worker host: real seconds per simulated second of device `busy` time (0 runs flat out). */

@@ -20,6 +20,7 @@ import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSign
 import { ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import { DeviceService } from './device-service.js';
+import { logLevel } from './log.js';
 import { type DeviceWorkerInit, type KernelRpc, OPS, type ToKernel, type ToWorker } from './protocol.js';
 import {
   buildPorts,
@@ -97,7 +98,6 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       bufferRef: (id) => service.bufferRef(id),
       resvIndexOf: (id) => service.resvIndexOf(id),
       misuse: (rule, message, objects) => service.misuse(name, rule, message, objects),
-      log: (message, fields) => options.log?.(name, message, fields),
     };
     Comlink.expose(rpc, nodeEndpoint(port1));
     const heartbeat = new SharedArrayBuffer(8);
@@ -122,6 +122,8 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       heartbeat,
       rpcPort: port2,
       timeScale,
+      logLevel: options.logLevel ?? logLevel(),
+      prettyLog: process.stderr.isTTY === true,
     };
     // Built-in models are found by name in the worker; a user's own model names its module.
     const own = s.models[model] as { module?: string } | undefined;

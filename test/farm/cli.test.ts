@@ -159,4 +159,18 @@ describe('a run with findings', () => {
     expect(ra.reports[0]?.findings.filter((f) => f.rule === 'fence-double-signal')).toHaveLength(8);
     expect(rc.reports[0]?.findings.filter((f) => f.rule === 'fence-double-signal')).toHaveLength(8);
   });
+
+  describe('device logs on the worker host', () => {
+    it('every device logs through its own destination: each stderr line is one whole JSON record', async () => {
+      const r = await runCli(['run', 'gpu-composition', '--seed', '3', '--frames', '10'], dir, {
+        DMAFARM_LOG: 'debug',
+      });
+      expect(r?.code, r?.stderr).toBe(0);
+      const lines = (r?.stderr ?? '').split('\n').filter((l) => l.trim() !== '');
+      const records = lines.map((l) => JSON.parse(l) as { device?: string; msg?: string; seq?: number });
+      const scanouts = records.filter((x) => x.msg === 'scanout');
+      expect(scanouts.map((x) => x.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+      expect(new Set(scanouts.map((x) => x.device))).toEqual(new Set(['disp0']));
+    });
+  });
 });
