@@ -74,10 +74,15 @@ async function runCommand(argv: {
       seed,
       host: argv.host,
       ...(argv.frames === undefined ? {} : { frames: argv.frames }),
-      log: (device, message, fields) => {
-        child[device] ??= log.child({ scenario: s.name, device });
-        child[device].debug(fields ?? {}, message);
-      },
+      // On the worker host every device writes its own lines; on the sim host they come through here.
+      ...(argv.host === 'sim'
+        ? {
+            log: (device: string, message: string, fields?: Record<string, unknown>) => {
+              child[device] ??= log.child({ scenario: s.name, device });
+              child[device].debug(fields ?? {}, message);
+            },
+          }
+        : {}),
     });
     reports.push(report);
     if (!argv.json) process.stdout.write(`${formatReport(report, performance.now() - t0, typed.get(s) ?? s.name)}\n`);

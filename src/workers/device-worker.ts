@@ -79,7 +79,10 @@ const runtime = new DeviceRuntime({
     ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
   },
   // This worker's own synchronous destination: its lines never interleave with another thread's.
-  log: (m, f) => log.debug(f ?? {}, m),
+  log: (m, f) => {
+    log.debug(f ?? {}, m);
+    if (init.forwardLogs) void rpc.log(m, f);
+  },
   record: (e) => {
     events++;
     const line = `${e.device}|${e.op}|${e.detail}\n`;

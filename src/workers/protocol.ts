@@ -48,6 +48,8 @@ export interface DeviceWorkerInit {
   /** The worker logs through its own synchronous destination at this level. */
   logLevel: string;
   prettyLog: boolean;
+  /** Also forward each line to the kernel thread (RunOptions.log was given). */
+  forwardLogs: boolean;
 }
 
 /** Operations a device can be in, by code, for the heartbeat word and hang reports. */
@@ -93,6 +95,8 @@ export interface KernelRpc {
   bufferRef(id: number): BufferRef | number;
   resvIndexOf(id: number): number;
   misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
+  /** Only when the caller of runScenario asked for device logs (`RunOptions.log`). */
+  log(message: string, fields?: Record<string, unknown>): void;
 }
 
 export type ToWorker = { kind: 'move-notify'; att: AttachmentRef };

@@ -33,7 +33,7 @@ export interface RunOptions {
   host?: HostKind;
   /** Override the scenario's frame count. */
   frames?: number;
-  /** Sim host: receives every device log line. (Worker-host devices log through their own destination.) */
+  /** Receives every device log line (on the worker host, forwarded as well as written to each worker's own destination). */
   log?: (device: string, message: string, fields?: Record<string, unknown>) => void;
   /** Worker host: the devices' log level (default $DMAFARM_LOG or 'info'; device lines are 'debug'). */
   logLevel?: string;

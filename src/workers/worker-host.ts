@@ -98,6 +98,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       bufferRef: (id) => service.bufferRef(id),
       resvIndexOf: (id) => service.resvIndexOf(id),
       misuse: (rule, message, objects) => service.misuse(name, rule, message, objects),
+      log: (message, fields) => options.log?.(name, message, fields),
     };
     Comlink.expose(rpc, nodeEndpoint(port1));
     const heartbeat = new SharedArrayBuffer(8);
@@ -124,6 +125,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       timeScale,
       logLevel: options.logLevel ?? logLevel(),
       prettyLog: process.stderr.isTTY === true,
+      forwardLogs: options.log !== undefined,
     };
     // Built-in models are found by name in the worker; a user's own model names its module.
     const own = s.models[model] as { module?: string } | undefined;
