@@ -11,11 +11,16 @@
  * - `skipFenceSignal`: never signals frame N's fence → consumers hang on it (a fence leak);
  * - `signalTwice`: signals every fence twice → fence-double-signal;
  * - `signalBeforeWrite`: signals the fence, then writes → consumers may read a half-written frame;
- * - `skipReleaseWait`: reuses a buffer without waiting for its readers → the display may show torn frames.
+ * - `skipReleaseWait`: reuses a buffer without waiting for its readers → the display may show torn frames;
+ * - `writeWithoutSync` (with `cpuRender`): skips DMA_BUF_SYNC_END after the CPU wrote the frame → up to a
+ *   cache's worth of it is still in the CPU cache when the display reads memory: the display shows stale
+ *   bytes (content-mismatch), exactly as on a non-coherent SoC. Its first use of each buffer maps it, and
+ *   mapping cleans the cache, so the damage starts once buffers are reused.
  */
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
-import { type BufferRef, DMA_DIR_TO_DEVICE, defineDevice, type Mapping } from './device.js';
+import { fnv1a32 } from './checksum.js';
+import { type BufferRef, type CpuMapping, DMA_DIR_TO_DEVICE, defineDevice, type Mapping } from './device.js';
 
 export const cameraKnobs = z
   .object({
@@ -27,15 +32,27 @@ export const cameraKnobs = z
     frames: z.number().int().min(0).max(100_000).default(30),
     /** Exposure/readout time per frame as a fraction of the frame interval (0..1). */
     busyFraction: z.number().min(0).max(1).default(0.5),
+    /**
+     * Render with the CPU through a vmap instead of by DMA (a software camera, or CPU post-processing):
+     * the bytes go through the non-coherent CPU cache, so the frame must be bracketed by SYNC START/END.
+     */
+    cpuRender: z.boolean().default(false),
     bugs: z
       .object({
         skipFenceSignal: z.number().int().min(-1).default(-1),
         signalTwice: z.boolean().default(false),
         signalBeforeWrite: z.boolean().default(false),
         skipReleaseWait: z.boolean().default(false),
+        writeWithoutSync: z.boolean().default(false),
       })
       .strict()
-      .default({ skipFenceSignal: -1, signalTwice: false, signalBeforeWrite: false, skipReleaseWait: false }),
+      .default({
+        skipFenceSignal: -1,
+        signalTwice: false,
+        signalBeforeWrite: false,
+        skipReleaseWait: false,
+        writeWithoutSync: false,
+      }),
   })
   .strict();
 export type CameraKnobs = z.infer<typeof cameraKnobs>;
@@ -43,6 +60,14 @@ export type CameraKnobs = z.infer<typeof cameraKnobs>;
 /** NV12: a full-resolution luma plane and a half-resolution interleaved CbCr plane. */
 export function nv12Bytes(width: number, height: number): number {
   return width * height + 2 * Math.ceil(width / 2) * Math.ceil(height / 2);
+}
+
+/** Checksum of a frame as the camera renders it: luma plane, chroma plane, zero padding to the end. */
+function expectedFrame(bufBytes: number, luma: number, size: number, lumaValue: number, chromaValue: number): number {
+  const bytes = new Uint8Array(bufBytes);
+  bytes.fill(lumaValue, 0, luma);
+  bytes.fill(chromaValue, luma, size);
+  return fnv1a32(bytes) >>> 0;
 }
 
 export const camera = defineDevice<CameraKnobs>({
@@ -54,24 +79,39 @@ export const camera = defineDevice<CameraKnobs>({
     const size = nv12Bytes(k.width, k.height);
     const luma = k.width * k.height;
     const intervalNs = Math.round(1e9 / k.fps);
-    const pool: { buf: BufferRef; map: Mapping }[] = [];
+    const pool: { buf: BufferRef; map: Mapping; cpu: CpuMapping | null }[] = [];
     for (let i = 0; i < k.buffers; i++) {
       const buf = await ctx.allocate(k.heap, size);
       const att = await ctx.attach(buf);
-      pool.push({ buf, map: await ctx.map(att, DMA_DIR_TO_DEVICE) });
+      const map = await ctx.map(att, DMA_DIR_TO_DEVICE);
+      pool.push({ buf, map, cpu: k.cpuRender ? await ctx.cpuMap(buf) : null });
     }
     const checksums: number[] = [];
     for (let seq = 0; seq < k.frames; seq++) {
       const start = ctx.nowNs();
-      const slot = pool[seq % pool.length] as { buf: BufferRef; map: Mapping };
+      const slot = pool[seq % pool.length] as { buf: BufferRef; map: Mapping; cpu: CpuMapping | null };
       if (!k.bugs.skipReleaseWait) await ctx.waitResv(slot.buf, DMA_RESV_USAGE_READ);
+      // SYNC START before this frame's own write fence exists: it waits for every fence of the buffer.
+      if (slot.cpu) await ctx.cpuSync(slot.buf, 'start', 'write');
       const fence = await ctx.createFence();
       await ctx.addFence(slot.buf, fence, DMA_RESV_USAGE_WRITE);
       if (k.bugs.signalBeforeWrite) await ctx.signal(fence);
-      await ctx.fill(slot.map, 0, luma, (seq * 7 + 16) & 0xff);
-      await ctx.busy(Math.round(intervalNs * k.busyFraction));
-      await ctx.fill(slot.map, luma, size - luma, (seq * 13 + 128) & 0xff);
-      checksums.push(await ctx.checksum(slot.map, 0, slot.map.sizeBytes)); // what a scan-out CRC covers
+      const lumaValue = (seq * 7 + 16) & 0xff;
+      const chromaValue = (seq * 13 + 128) & 0xff;
+      if (slot.cpu) {
+        await ctx.cpuFill(slot.cpu, 0, luma, lumaValue);
+        await ctx.busy(Math.round(intervalNs * k.busyFraction));
+        await ctx.cpuFill(slot.cpu, luma, size - luma, chromaValue);
+        if (!k.bugs.writeWithoutSync) await ctx.cpuSync(slot.buf, 'end', 'write');
+        // What the CPU meant to write, computed aside: reading the frame back through the cache would
+        // evict (write back) the very lines a missing SYNC END leaves dirty, and hide the bug.
+        checksums.push(expectedFrame(slot.map.sizeBytes, luma, size, lumaValue, chromaValue));
+      } else {
+        await ctx.fill(slot.map, 0, luma, lumaValue);
+        await ctx.busy(Math.round(intervalNs * k.busyFraction));
+        await ctx.fill(slot.map, luma, size - luma, chromaValue);
+        checksums.push(await ctx.checksum(slot.map, 0, slot.map.sizeBytes)); // what a scan-out CRC covers
+      }
       if (!k.bugs.signalBeforeWrite && seq !== k.bugs.skipFenceSignal) await ctx.signal(fence);
       if (k.bugs.signalTwice) await ctx.signal(fence);
       await ctx.send('out', { seq, buffer: slot.buf, fence, flags: 0 }); // the fence reference goes with it

@@ -39,6 +39,12 @@ export interface Mapping {
   readonly sizeBytes: number;
 }
 
+/** A CPU view of a buffer (a driver's vmap): loads and stores go through the non-coherent CPU cache. */
+export interface CpuMapping {
+  readonly id: number;
+  readonly buffer: BufferRef;
+}
+
 /** What travels on a link: which buffer, the fence that guards it, which frame. Never bytes. */
 export interface Frame {
   readonly seq: number;
@@ -92,6 +98,20 @@ export interface DeviceContext {
   fill(m: Mapping, offset: number, lengthBytes: number, value: number): Promise<void>;
   /** FNV-1a checksum of a range, computed in place (what a display CRC unit does). */
   checksum(m: Mapping, offset: number, lengthBytes: number): Promise<number>;
+
+  // --- CPU access (what a driver does through a vmap; needs SYNC, since the CPU cache is not coherent) ---
+  /** A CPU view of a buffer the device holds; fails for memory with no CPU path (protected, vram). */
+  cpuMap(buf: BufferRef): Promise<CpuMapping>;
+  cpuWrite(cm: CpuMapping, offset: number, data: Uint8Array): Promise<void>;
+  cpuFill(cm: CpuMapping, offset: number, lengthBytes: number, value: number): Promise<void>;
+  cpuRead(cm: CpuMapping, offset: number, lengthBytes: number): Promise<Uint8Array>;
+  /** Checksum of what the CPU sees (its cache, then memory). */
+  cpuChecksum(cm: CpuMapping, offset: number, lengthBytes: number): Promise<number>;
+  /**
+   * DMA_BUF_IOCTL_SYNC: 'start' before CPU access (waits for conflicting fences, invalidates), 'end' after
+   * (writes dirty lines back). Skipping 'end' leaves CPU writes in the cache, unseen by devices.
+   */
+  cpuSync(buf: BufferRef, phase: 'start' | 'end', access?: 'read' | 'write' | 'rw'): Promise<number>;
 
   // --- fences ---
   /** A new fence on this device's timeline (next seqno). */

@@ -15,8 +15,9 @@
  * - Natural eviction writes dirty lines back at a time nobody chose: a missing SYNC END sometimes "works"
  *   on a big buffer and fails on a small one, as on real hardware.
  *
- * Storage lives in a SharedArrayBuffer with a fixed layout so that a later host can share one cache
- * between threads; today only the kernel thread touches it (one CPU), so it takes no lock.
+ * Storage is one SharedArrayBuffer, shared by the kernel thread and device workers that do CPU access
+ * (one CPU, several threads acting for it), every operation under the cache lock:
+ *   header               lock, ways, sets
  *   tags[set*ways+way]   Float64 physical line number, -1 when invalid
  *   dirty[set*ways+way]  0/1
  *   next[set]            round-robin victim way
@@ -33,71 +34,145 @@ export interface CpuCacheStats {
   evictions: number;
 }
 
+/** Where a physical address's bytes are, for whoever holds the cache (kernel: PhysicalMemory.view). */
+export type PhysView = (phys: number, lengthBytes: number) => Uint8Array;
+
+// Header (Int32): a futex mutex (0 free, 1 held, 2 held with sleepers), then the geometry, so a thread
+// attaching to the cache learns its shape from the buffer itself.
+const H_LOCK = 0;
+const H_WAYS = 1;
+const H_SETS = 2;
+const HEADER_BYTES = 64;
+
 export class CpuCache {
   readonly lineBytes = limits.cacheLineBytes;
   readonly ways: number;
   readonly sets: number;
+  readonly sab: SharedArrayBuffer;
+  private readonly header: Int32Array;
   private readonly tags: Float64Array;
   private readonly dirty: Uint8Array;
   private readonly next: Uint8Array;
   private readonly data: Uint8Array;
-  private readonly mem: PhysicalMemory;
+  private readonly view: PhysView;
+  /** This thread's counts (not shared). */
   readonly stats: CpuCacheStats = { hits: 0, misses: 0, writebacks: 0, evictions: 0 };
 
-  constructor(mem: PhysicalMemory, sizeBytes: number, ways: number) {
+  private constructor(sab: SharedArrayBuffer, view: PhysView) {
+    this.sab = sab;
+    this.view = view;
+    this.header = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    this.ways = this.header[H_WAYS] ?? 0;
+    this.sets = this.header[H_SETS] ?? 0;
+    assert(this.ways > 0 && this.sets > 0, 'cache buffer without a geometry');
+    const slots = this.sets * this.ways;
+    let at = HEADER_BYTES;
+    this.tags = new Float64Array(sab, at, slots);
+    at += slots * 8;
+    this.dirty = new Uint8Array(sab, at, slots);
+    at += slots;
+    this.next = new Uint8Array(sab, at, this.sets);
+    at += this.sets;
+    this.data = new Uint8Array(sab, at, slots * this.lineBytes);
+  }
+
+  /** The kernel's cache, at boot. */
+  static create(mem: PhysicalMemory, sizeBytes: number, ways: number): CpuCache {
+    const lineBytes = limits.cacheLineBytes;
     assert(ways > 0 && ways <= 255, `bad associativity ${ways}`);
-    assert(sizeBytes % (this.lineBytes * ways) === 0, 'cache size must be lines × ways × sets');
-    this.mem = mem;
-    this.ways = ways;
-    this.sets = sizeBytes / (this.lineBytes * ways);
-    const slots = this.sets * ways;
-    this.tags = new Float64Array(new SharedArrayBuffer(slots * 8)).fill(-1);
-    this.dirty = new Uint8Array(new SharedArrayBuffer(slots));
-    this.next = new Uint8Array(new SharedArrayBuffer(this.sets));
-    this.data = new Uint8Array(new SharedArrayBuffer(slots * this.lineBytes));
+    assert(sizeBytes % (lineBytes * ways) === 0, 'cache size must be lines × ways × sets');
+    const sets = sizeBytes / (lineBytes * ways);
+    const slots = sets * ways;
+    const sab = new SharedArrayBuffer(HEADER_BYTES + slots * 8 + slots + sets + slots * lineBytes);
+    const header = new Int32Array(sab, 0, HEADER_BYTES / 4);
+    header[H_WAYS] = ways;
+    header[H_SETS] = sets;
+    new Float64Array(sab, HEADER_BYTES, slots).fill(-1);
+    return new CpuCache(sab, (phys, n) => mem.view(phys, n));
+  }
+
+  /** The same cache from another thread (a device worker doing CPU access). */
+  static attach(sab: SharedArrayBuffer, view: PhysView): CpuCache {
+    return new CpuCache(sab, view);
+  }
+
+  /**
+   * One CPU, several threads acting for it: every operation holds the cache lock, so a line is never
+   * half-filled or half-written-back when another thread looks at it.
+   */
+  private locked<T>(fn: () => T): T {
+    const w = this.header;
+    let c = Atomics.compareExchange(w, H_LOCK, 0, 1);
+    if (c !== 0) {
+      if (c !== 2) c = Atomics.exchange(w, H_LOCK, 2);
+      while (c !== 0) {
+        Atomics.wait(w, H_LOCK, 2);
+        c = Atomics.exchange(w, H_LOCK, 2);
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      if (Atomics.sub(w, H_LOCK, 1) !== 1) {
+        Atomics.store(w, H_LOCK, 0);
+        Atomics.notify(w, H_LOCK, 1);
+      }
+    }
   }
 
   /** CPU load of `dst.length` bytes at physical `phys` through the cache. */
   read(phys: number, dst: Uint8Array): void {
-    this.walk(phys, dst.length, (slot, lineOff, bufOff, n) => {
-      const base = slot * this.lineBytes + lineOff;
-      dst.set(this.data.subarray(base, base + n), bufOff);
-    });
+    this.locked(() =>
+      this.walk(phys, dst.length, (slot, lineOff, bufOff, n) => {
+        const base = slot * this.lineBytes + lineOff;
+        dst.set(this.data.subarray(base, base + n), bufOff);
+      }),
+    );
   }
 
   /** CPU store of `src` at physical `phys` through the cache (write-allocate, marks lines dirty). */
   write(phys: number, src: Uint8Array): void {
-    this.walk(phys, src.length, (slot, lineOff, bufOff, n) => {
-      this.data.set(src.subarray(bufOff, bufOff + n), slot * this.lineBytes + lineOff);
-      this.dirty[slot] = 1;
-    });
+    this.locked(() =>
+      this.walk(phys, src.length, (slot, lineOff, bufOff, n) => {
+        this.data.set(src.subarray(bufOff, bufOff + n), slot * this.lineBytes + lineOff);
+        this.dirty[slot] = 1;
+      }),
+    );
   }
 
   /** Write back dirty lines in [phys, phys+len); lines stay valid and become clean. */
   clean(phys: number, lengthBytes: number): void {
-    this.forEachCached(phys, lengthBytes, (slot) => this.writeBack(slot));
+    this.locked(() => this.forEachCached(phys, lengthBytes, (slot) => this.writeBack(slot)));
   }
 
   /** Drop every line in [phys, phys+len), discarding dirty data as dcache_inval_poc does. */
   invalidate(phys: number, lengthBytes: number): void {
-    this.forEachCached(phys, lengthBytes, (slot) => {
-      this.tags[slot] = -1;
-      this.dirty[slot] = 0;
-    });
+    this.locked(() =>
+      this.forEachCached(phys, lengthBytes, (slot) => {
+        this.tags[slot] = -1;
+        this.dirty[slot] = 0;
+      }),
+    );
   }
 
   /** Write back everything; used when memory is handed back to an allocator. */
   cleanInvalidate(phys: number, lengthBytes: number): void {
-    this.clean(phys, lengthBytes);
-    this.invalidate(phys, lengthBytes);
+    this.locked(() =>
+      this.forEachCached(phys, lengthBytes, (slot) => {
+        this.writeBack(slot);
+        this.tags[slot] = -1;
+      }),
+    );
   }
 
   /** Number of dirty lines in a range: lets tests and detectors see unflushed CPU writes. */
   dirtyLines(phys: number, lengthBytes: number): number {
     let n = 0;
-    this.forEachCached(phys, lengthBytes, (slot) => {
-      n += this.dirty[slot] ?? 0;
-    });
+    this.locked(() =>
+      this.forEachCached(phys, lengthBytes, (slot) => {
+        n += this.dirty[slot] ?? 0;
+      }),
+    );
     return n;
   }
 
@@ -136,7 +211,7 @@ export class CpuCache {
     }
     this.tags[slot] = line;
     this.dirty[slot] = 0;
-    this.data.set(this.mem.view(line * this.lineBytes, this.lineBytes), slot * this.lineBytes);
+    this.data.set(this.view(line * this.lineBytes, this.lineBytes), slot * this.lineBytes);
     return slot;
   }
 
@@ -145,7 +220,7 @@ export class CpuCache {
     const line = this.tags[slot] ?? -1;
     assert(line >= 0, 'dirty slot without a tag');
     const base = slot * this.lineBytes;
-    this.mem.view(line * this.lineBytes, this.lineBytes).set(this.data.subarray(base, base + this.lineBytes));
+    this.view(line * this.lineBytes, this.lineBytes).set(this.data.subarray(base, base + this.lineBytes));
     this.dirty[slot] = 0;
     this.stats.writebacks++;
   }

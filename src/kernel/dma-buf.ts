@@ -56,6 +56,7 @@ import { EBADF, EBUSY, EFAULT, EINTR, EINVAL, ENOMEM, ENOTTY, EOVERFLOW, type Er
 import { File, type FileOperations, FMODE_LSEEK } from './file.js';
 import type { KernelCore } from './kernel-core.js';
 import { limits } from './limits.js';
+import type { PageRun } from './memory.js';
 import type { Vma } from './mm.js';
 import { syncFileCreate, syncFileGetFence } from './sync-file.js';
 import {
@@ -103,6 +104,12 @@ export interface DmaBufOps {
   mmap?(dmabuf: DmaBuf, vma: Vma): number;
   /** A kernel CPU mapping of the whole buffer; called once per 0→1 of the vmap count. */
   vmap?(dmabuf: DmaBuf): KernelVmap | Errno;
+  /**
+   * The pages a vmap of this buffer maps, and whether the mapping is cached: what a driver thread needs to
+   * build its own CPU view (dmafarm's stand-in for a kernel virtual address shared across threads).
+   * Exporters without `vmap` have no CPU path and leave this out too.
+   */
+  vmapPages?(dmabuf: DmaBuf): { runs: readonly PageRun[]; cached: boolean };
   vunmap?(dmabuf: DmaBuf, map: KernelVmap): void;
 }
 

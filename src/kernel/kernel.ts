@@ -128,7 +128,7 @@ export class Kernel implements KernelCore {
       },
       { debugSlots: options.debugResvSlots ?? true },
     );
-    this.cache = new CpuCache(this.mem, memOpts.cpuCacheBytes, memOpts.cpuCacheWays);
+    this.cache = CpuCache.create(this.mem, memOpts.cpuCacheBytes, memOpts.cpuCacheWays);
     this.dma = new DmaMapping(this.mem, this.cache);
     this.heaps = new DmaHeapRegistry(this, this.dmaBufList, options.compat?.allocFdPublish ?? 'new');
     this.vgem = new Vgem(this);

@@ -8,8 +8,11 @@
  * Everything else — bytes through mappings, fences, resv, links, and the checks on them — is this file,
  * so the same checkers run on both hosts.
  */
-import type { AttachmentRef, BufferRef, DeviceContext, Frame, Mapping } from '../devices/device.js';
+
+import { fnv1a32 } from '../devices/checksum.js';
+import type { AttachmentRef, BufferRef, CpuMapping, DeviceContext, Frame, Mapping } from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
+import type { CpuCache } from '../kernel/cpu-cache.js';
 import {
   dmaFenceGetStatus,
   dmaFenceInit,
@@ -48,21 +51,7 @@ export const deviceFenceOps = registerFenceOps('dmafarm-device', {
   getTimelineName: (t, f) => deviceNames[t.auxOf(f)] ?? 'device',
 });
 
-/**
- * FNV-1a over little-endian 32-bit words (then any tail bytes): what a scan-out CRC unit stands for. Words,
- * not bytes, because this runs over every byte of every frame twice (producer and display) and dominates a
- * pipeline's cost; both sides use this same function, so the sequences compare.
- */
-export function fnv1a32(bytes: Uint8Array, seed: number): number {
-  let h = seed;
-  const words = bytes.byteOffset % 4 === 0 ? bytes.length >>> 2 : 0;
-  if (words > 0) {
-    const w = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
-    for (let i = 0; i < words; i++) h = Math.imul(h ^ (w[i] as number), 0x01000193);
-  }
-  for (let i = words * 4; i < bytes.length; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
-  return h;
-}
+export { fnv1a32 } from '../devices/checksum.js';
 
 export interface Blocking {
   nowNs(): number;
@@ -83,6 +72,8 @@ export interface ControlPlane {
   map(attId: number, dir: number): Promise<MappingInfo | number>;
   unmap(mapId: number): Promise<number>;
   evict(id: number): Promise<number>;
+  cpuPages(id: number): Promise<{ runs: { pfn: number; pageCount: number }[]; cached: boolean } | number>;
+  cpuAccess(id: number, begin: boolean, dir: number): Promise<number>;
   bufferRef(id: number): Promise<BufferRef | number>;
   resvIndexOf(id: number): Promise<number>;
   misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
@@ -92,6 +83,8 @@ export interface RuntimeShared {
   arenas: readonly Pick<Arena, 'name' | 'basePfn' | 'pageCount' | 'bytes'>[];
   fences: FenceTable;
   resvs: ResvTable;
+  /** The one CPU cache: device CPU access goes through it, like the kernel's. */
+  cache: CpuCache;
   mappingWords: Int32Array;
   /** Rings by port name ('out', 'in0', ...), as this device sees them. */
   ports: ReadonlyMap<string, LinkRing>;
@@ -129,6 +122,11 @@ export class DeviceRuntime implements DeviceContext {
   private readonly moveHandlers: ((att: AttachmentRef) => void)[] = [];
   private readonly resvCache = new Map<number, DmaResv>();
   private readonly bufferRefs = new Map<number, BufferRef>();
+  private readonly cpuMaps = new Map<
+    number,
+    { buf: BufferRef; runs: { pfn: number; pageCount: number }[]; cached: boolean }
+  >();
+  private nextCpuMap = 1;
   /** Fences this device created and still holds a reference on (it owes each a signal and a put). */
   private readonly ownFences = new Set<number>();
   /** References received with frames (it owes each a put). */
@@ -228,6 +226,89 @@ export class DeviceRuntime implements DeviceContext {
   deliverMoveNotify(att: AttachmentRef): void {
     this.ev('move_notify', String(att.id));
     for (const fn of this.moveHandlers) fn(att);
+  }
+
+  // --- CPU access (a driver's vmap), through the non-coherent CPU cache ---
+  async cpuMap(buf: BufferRef): Promise<CpuMapping> {
+    await this.block.point('cpu-map');
+    const v = this.must(`CPU-map buffer ${buf.id}`, await this.cp.cpuPages(buf.id));
+    const id = this.nextCpuMap++;
+    this.cpuMaps.set(id, { buf, runs: v.runs, cached: v.cached });
+    this.ev('cpu-map', `${buf.id}:${id}`);
+    return { id, buffer: buf };
+  }
+
+  /** Visit the physical ranges of [offset, offset+len) of a CPU mapping. */
+  private cpuWalk(
+    cm: CpuMapping,
+    offset: number,
+    lengthBytes: number,
+    fn: (phys: number, at: number, n: number) => void,
+  ): boolean {
+    const v = this.cpuMaps.get(cm.id);
+    if (v === undefined || offset < 0 || lengthBytes < 0 || offset + lengthBytes > v.buf.sizeBytes) {
+      this.cp.misuse('cpu-access-out-of-bounds', `CPU access [${offset}, +${lengthBytes}) outside mapping ${cm.id}`, {
+        ino: cm.buffer.id,
+      });
+      return false;
+    }
+    let skip = offset;
+    let done = 0;
+    for (const r of v.runs) {
+      const runBytes = r.pageCount * PAGE_SIZE;
+      if (skip >= runBytes) {
+        skip -= runBytes;
+        continue;
+      }
+      const n = Math.min(runBytes - skip, lengthBytes - done);
+      fn(r.pfn * PAGE_SIZE + skip, done, n);
+      done += n;
+      skip = 0;
+      if (done === lengthBytes) break;
+    }
+    return true;
+  }
+
+  async cpuWrite(cm: CpuMapping, offset: number, data: Uint8Array): Promise<void> {
+    await this.block.point('cpu-write');
+    this.ev('cpu-write', `${cm.buffer.id}@${offset}+${data.length}`);
+    const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
+    this.cpuWalk(cm, offset, data.length, (phys, at, n) => {
+      if (cached) this.shared.cache.write(phys, data.subarray(at, at + n));
+      else this.physView(phys, n).set(data.subarray(at, at + n));
+    });
+  }
+  async cpuFill(cm: CpuMapping, offset: number, lengthBytes: number, value: number): Promise<void> {
+    // Through the cache in line-sized pieces is what a CPU memset does; one chunk of the value is enough.
+    const chunk = new Uint8Array(Math.min(lengthBytes, 1 << 16)).fill(value & 0xff);
+    for (let at = 0; at < lengthBytes; at += chunk.length) {
+      await this.cpuWrite(cm, offset + at, chunk.subarray(0, Math.min(chunk.length, lengthBytes - at)));
+    }
+  }
+  async cpuRead(cm: CpuMapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
+    await this.block.point('cpu-read');
+    this.ev('cpu-read', `${cm.buffer.id}@${offset}+${lengthBytes}`);
+    const out = new Uint8Array(lengthBytes);
+    const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
+    this.cpuWalk(cm, offset, lengthBytes, (phys, at, n) => {
+      if (cached) this.shared.cache.read(phys, out.subarray(at, at + n));
+      else out.set(this.physView(phys, n), at);
+    });
+    return out;
+  }
+  async cpuChecksum(cm: CpuMapping, offset: number, lengthBytes: number): Promise<number> {
+    return fnv1a32(await this.cpuRead(cm, offset, lengthBytes), 0x811c9dc5) >>> 0;
+  }
+  /**
+   * DMA_BUF_IOCTL_SYNC for the device's CPU: START waits (here, in the device's thread) for the fences a
+   * reader or writer must wait for, then the kernel does the cache maintenance; END only the maintenance.
+   */
+  async cpuSync(buf: BufferRef, phase: 'start' | 'end', access: 'read' | 'write' | 'rw' = 'rw'): Promise<number> {
+    const dir = access === 'read' ? 2 : access === 'write' ? 1 : 0;
+    if (phase === 'start') await this.waitResv(buf, access === 'read' ? 1 : 2);
+    await this.block.point('cpu-sync');
+    this.ev('cpu-sync', `${buf.id}:${phase}:${access}`);
+    return this.cp.cpuAccess(buf.id, phase === 'start', dir);
   }
 
   // --- data plane ---

@@ -29,6 +29,7 @@ import { EINVAL, ENOENT, ENOMEM, type Errno, isErr } from '../kernel/errno.js';
 import { vramEvict } from '../kernel/heaps/vram-heap.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/kernel-core.js';
+import type { PageRun } from '../kernel/memory.js';
 
 /** Live mappings across all devices of a run. */
 export const MAPPINGS_MAX = 4096;
@@ -247,6 +248,24 @@ export class DeviceService {
   }
 
   /** DMA_BUF_IOCTL_SYNC for a device's CPU access (a TEE, or a bug that touches bytes with the CPU). */
+  /**
+   * A CPU view of a buffer the device holds (allocated or attached): the vmap's pages. -EINVAL when the
+   * exporter has no CPU path (no vmap: protected memory, device-local vram).
+   */
+  cpuPages(device: string, id: number): { runs: PageRun[]; cached: boolean } | Errno {
+    const d = this.dev(device);
+    const buf = this.buffers.get(id);
+    if (buf === undefined) return -ENOENT;
+    const holds = d.buffers.has(id) || [...d.attachments].some((a) => this.attachments.get(a)?.ref.bufferId === id);
+    if (!holds) {
+      this.misuse(device, 'device-cpu-map-unheld', `CPU-mapped buffer ${id} it does not hold`, { ino: id });
+      return -EINVAL;
+    }
+    if (!buf.ops.vmap || !buf.ops.vmapPages) return -EINVAL;
+    const v = buf.ops.vmapPages(buf);
+    return { runs: v.runs.map((r) => ({ pfn: r.pfn, pageCount: r.pageCount })), cached: v.cached };
+  }
+
   cpuAccess(device: string, id: number, begin: boolean, dir: DmaDataDirection): number {
     const d = this.dev(device);
     const buf = this.buffers.get(id);

@@ -7,6 +7,7 @@
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { CpuCache } from '../kernel/cpu-cache.js';
 import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
 import { ResvTable } from '../kernel/dma-resv.js';
 import { DeviceCallError, DeviceRuntime, setDeviceNames } from './device-runtime.js';
@@ -32,6 +33,15 @@ const resvs = ResvTable.attach(init.resvsSab, {
 });
 setDeviceNames(init.deviceNames);
 const beat = new Int32Array(init.heartbeat);
+const arenas = init.arenas.map((a) => ({ ...a, bytes: new Uint8Array(a.sab) }));
+/** Physical bytes by address, for the CPU cache's fills and write-backs in this thread. */
+function physView(phys: number, n: number): Uint8Array {
+  const pfn = Math.floor(phys / 4096);
+  const a = arenas.find((x) => pfn >= x.basePfn && pfn < x.basePfn + x.pageCount);
+  if (a === undefined) throw new Error(`physical address 0x${phys.toString(16)} is in no arena`);
+  const off = phys - a.basePfn * 4096;
+  return a.bytes.subarray(off, off + n);
+}
 const nap = new Int32Array(new SharedArrayBuffer(4));
 let events = 0;
 let hash = 0x811c9dc5;
@@ -67,14 +77,17 @@ const runtime = new DeviceRuntime({
     map: (att, dir) => rpc.map(att, dir),
     unmap: (m) => rpc.unmap(m),
     evict: async (id) => drained(await rpc.evict(id)),
+    cpuPages: (id) => rpc.cpuPages(id),
+    cpuAccess: (id, begin, dir) => rpc.cpuAccess(id, begin, dir),
     bufferRef: (id) => rpc.bufferRef(id),
     resvIndexOf: (id) => rpc.resvIndexOf(id),
     misuse: (rule, message, objects) => void rpc.misuse(rule, message, objects),
   },
   shared: {
-    arenas: init.arenas.map((a) => ({ ...a, bytes: new Uint8Array(a.sab) })),
+    arenas,
     fences,
     resvs,
+    cache: CpuCache.attach(init.cacheSab, physView),
     mappingWords: new Int32Array(init.mappingSab),
     ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
   },

@@ -37,6 +37,8 @@ export interface DeviceWorkerInit {
   fenceContext: number;
   arenas: ArenaInit[];
   fencesSab: SharedArrayBuffer;
+  /** The CPU cache (one CPU): device CPU access goes through it, as the kernel's does. */
+  cacheSab: SharedArrayBuffer;
   resvsSab: SharedArrayBuffer;
   mappingSab: SharedArrayBuffer;
   ports: Record<string, SharedArrayBuffer>;
@@ -77,6 +79,10 @@ export const OPS = Object.freeze([
   'recv',
   'close',
   'evict',
+  'cpu-map',
+  'cpu-write',
+  'cpu-read',
+  'cpu-sync',
 ] as const);
 export function opCode(op: string): number {
   const i = OPS.indexOf(op as (typeof OPS)[number]);
@@ -92,6 +98,8 @@ export interface KernelRpc {
   map(attId: number, dir: number): MappingInfo | number;
   unmap(mapId: number): number;
   evict(id: number): number;
+  cpuPages(id: number): { runs: { pfn: number; pageCount: number }[]; cached: boolean } | number;
+  cpuAccess(id: number, begin: boolean, dir: number): number;
   bufferRef(id: number): BufferRef | number;
   resvIndexOf(id: number): number;
   misuse(rule: string, message: string, objects?: Record<string, string | number>): void;

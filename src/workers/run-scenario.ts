@@ -111,6 +111,8 @@ export function directControl(service: DeviceService, device: string): ControlPl
     bufferRef: async (id) => service.bufferRef(id),
     resvIndexOf: async (id) => service.resvIndexOf(id),
     misuse: (rule, message, objects) => service.misuse(device, rule, message, objects),
+    cpuPages: async (id) => service.cpuPages(device, id),
+    cpuAccess: async (id, begin, dir) => service.cpuAccess(device, id, begin, dir as 0 | 1 | 2),
   };
 }
 
@@ -210,6 +212,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
           arenas: kernel.mem.arenaList(),
           fences: kernel.fences,
           resvs: kernel.resvs,
+          cache: kernel.cache,
           mappingWords: service.mappingWords,
           ports: ports.get(name) ?? new Map(),
         },

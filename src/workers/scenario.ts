@@ -45,7 +45,7 @@ export const scenarioSchema = z
     links: z
       .array(
         z
-          .object({ from: endpoint, to: endpoint, capacity: z.number().int().min(1).max(LINK_CAPACITY_MAX).default(4) })
+          .object({ from: endpoint, to: endpoint, capacity: z.number().int().min(1).max(LINK_CAPACITY_MAX).default(2) })
           .strict(),
       )
       .default([]),
@@ -159,6 +159,22 @@ export function defineScenario(input: ScenarioInput, source = input?.name ?? '<s
       }
       if (used.has(ep)) issues.push(`links.${i}.${side}: port ${ep} is linked twice`);
       used.add(ep);
+    }
+  });
+  // A producer with a pool of N buffers reuses frame k's buffer for frame k+N. The consumer protects a
+  // frame it holds with a release (READ) fence, but only from when it receives it; while the frame is
+  // queued on the link nothing protects it. With capacity C ≤ N − 2, frames k+1..k+N−1 cannot all be
+  // queued, so the consumer has taken frame k+1 — and fenced frame k before that — by the time the
+  // producer comes back to k's buffer. A longer link lets the producer overwrite a queued frame.
+  s.links.forEach((l, i) => {
+    const dev = l.from.split('.')[0] as string;
+    const pool = (parsedKnobs[dev] as { buffers?: unknown } | undefined)?.buffers;
+    if (typeof pool === 'number' && l.capacity > pool - 2) {
+      issues.push(
+        `links.${i}.capacity: ${l.capacity} lets ${dev} overwrite a frame still queued on the link; ` +
+          `its pool has ${pool} buffers, so the link may hold at most ${Math.max(0, pool - 2)} ` +
+          `(raise ${dev}'s buffers or shorten the link)`,
+      );
     }
   });
   if (issues.length > 0) throw new ScenarioError(source, issues);

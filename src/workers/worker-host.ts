@@ -99,6 +99,8 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       resvIndexOf: (id) => service.resvIndexOf(id),
       misuse: (rule, message, objects) => service.misuse(name, rule, message, objects),
       log: (message, fields) => options.log?.(name, message, fields),
+      cpuPages: (id) => service.cpuPages(name, id),
+      cpuAccess: (id, begin, dir) => service.cpuAccess(name, id, begin, dir as 0 | 1 | 2),
     };
     Comlink.expose(rpc, nodeEndpoint(port1));
     const heartbeat = new SharedArrayBuffer(8);
@@ -117,6 +119,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
         .arenaList()
         .map((a) => ({ name: a.name, basePfn: a.basePfn, pageCount: a.pageCount, sab: a.sab })),
       fencesSab: kernel.fences.sab,
+      cacheSab: kernel.cache.sab,
       resvsSab: kernel.resvs.sab,
       mappingSab: service.mappingWords.buffer as SharedArrayBuffer,
       ports: Object.fromEntries([...(ports.get(name) ?? new Map()).entries()].map(([p, r]) => [p, r.sab])),

@@ -320,7 +320,7 @@ describe('CpuCache unit (1 KiB, 2-way: 8 sets)', () => {
     const mem = new PhysicalMemory();
     const arena = mem.addArena('test', 64 * KiB);
     const base = arena.basePfn * PAGE;
-    const cache = new CpuCache(mem, 1024, 2);
+    const cache = CpuCache.create(mem, 1024, 2);
     const memAt = (off: number, n: number): Uint8Array => mem.view(base + off, n);
     const cached = (off: number, n: number): Uint8Array => {
       const out = new Uint8Array(n);

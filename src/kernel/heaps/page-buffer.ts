@@ -136,6 +136,10 @@ export function pageBufferOps(style: MmapStyle): DmaBufOps {
       };
     },
     vunmap(): void {},
+    vmapPages(d: DmaBuf): { runs: readonly PageRun[]; cached: boolean } {
+      const buf = bufOf(d);
+      return { runs: buf.runs, cached: buf.cached };
+    },
     release(d: DmaBuf): void {
       bufOf(d).free();
     },
