@@ -29,23 +29,10 @@ export function copyBandwidth(): number {
   return median(rates);
 }
 
-/** The full 1080p pipeline if it is shipped; otherwise a 1080p camera → display stand-in. */
-async function pipeline(frames: number): Promise<{ s: Scenario; frameBytes: number; name: string }> {
-  try {
-    const s = await loadScenario('camera-decoder-gpu-display');
-    return { s, frameBytes: nv12Bytes(1920, 1080), name: s.name };
-  } catch {
-    const s = defineScenario({
-      name: 'bench-1080p-preview',
-      frames,
-      devices: {
-        cam0: { model: 'camera', knobs: { width: 1920, height: 1080, buffers: 4 } },
-        disp0: { model: 'display' },
-      },
-      links: [{ from: 'cam0.out', to: 'disp0.in', capacity: 2 }],
-    });
-    return { s, frameBytes: nv12Bytes(1920, 1080), name: s.name };
-  }
+/** The canonical full pipeline: camera → decoder → GPU → display at 1080p NV12. */
+async function pipeline(): Promise<{ s: Scenario; frameBytes: number; name: string }> {
+  const s = await loadScenario('camera-decoder-gpu-display');
+  return { s, frameBytes: nv12Bytes(1920, 1080), name: s.name };
 }
 
 export interface FarmFigures {
@@ -56,52 +43,33 @@ export interface FarmFigures {
 
 /** A 5-device, 30-frame scenario with small frames: what exploration runs thousands of times. */
 function simScenario(): Scenario {
-  const small = { width: 64, height: 64, buffers: 3 };
-  try {
-    return defineScenario({
-      name: 'bench-sim-5',
-      frames: 30,
-      // Sized to what 64×64 frames need: a sweep boots one kernel per run.
-      kernel: { systemBytes: 4 << 20, cmaBytes: 0, carveoutBytes: 0, fences: 256, resvs: 64 },
-      devices: {
-        cam0: { model: 'camera', knobs: small },
-        cam1: { model: 'camera', knobs: small },
-        cam2: { model: 'camera', knobs: small },
-        gpu0: { model: 'gpu', knobs: { inputs: 3, width: 64, height: 64 } },
-        disp0: { model: 'display' },
-      },
-      links: [
-        { from: 'cam0.out', to: 'gpu0.in0' },
-        { from: 'cam1.out', to: 'gpu0.in1' },
-        { from: 'cam2.out', to: 'gpu0.in2' },
-        { from: 'gpu0.out', to: 'disp0.in' },
-      ],
-    });
-  } catch {
-    // Without the GPU model: two preview pipes and a fifth, unlinked camera would not run; use 2+2.
-    return defineScenario({
-      name: 'bench-sim-4',
-      frames: 30,
-      kernel: { systemBytes: 16 << 20, cmaBytes: 0, carveoutBytes: 0 },
-      devices: {
-        cam0: { model: 'camera', knobs: small },
-        cam1: { model: 'camera', knobs: small },
-        disp0: { model: 'display' },
-        disp1: { model: 'display' },
-      },
-      links: [
-        { from: 'cam0.out', to: 'disp0.in' },
-        { from: 'cam1.out', to: 'disp1.in' },
-      ],
-    });
-  }
+  const small = { width: 64, height: 64, buffers: 4 };
+  return defineScenario({
+    name: 'bench-sim-5',
+    frames: 30,
+    // Sized to what 64×64 frames need: a sweep boots one kernel per run.
+    kernel: { systemBytes: 4 << 20, cmaBytes: 0, carveoutBytes: 0, fences: 256, resvs: 64 },
+    devices: {
+      cam0: { model: 'camera', knobs: small },
+      cam1: { model: 'camera', knobs: small },
+      cam2: { model: 'camera', knobs: small },
+      gpu0: { model: 'gpu', knobs: { inputs: 3, width: 64, height: 64 } },
+      disp0: { model: 'display' },
+    },
+    links: [
+      { from: 'cam0.out', to: 'gpu0.in0' },
+      { from: 'cam1.out', to: 'gpu0.in1' },
+      { from: 'cam2.out', to: 'gpu0.in2' },
+      { from: 'gpu0.out', to: 'disp0.in' },
+    ],
+  });
 }
 
 export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const copyBytesPerS = copyBandwidth();
   // Enough frames that worker start-up (tens of ms per device) does not dominate the rate.
   const frames = quick ? 30 : 120;
-  const { s, frameBytes, name } = await pipeline(frames);
+  const { s, frameBytes, name } = await pipeline();
   const rates: number[] = [];
   for (let i = 0; i < (quick ? 1 : 3); i++) {
     const r = await runScenario(s, { seed: i + 1, host: 'worker', timeScale: 0, frames });
