@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { assert } from '../kernel/assert.js';
 import { dmaFenceContextAlloc, dmaFenceInit, FenceTable } from '../kernel/dma-fence.js';
 import { dmaResvInit, dmaResvLock, dmaResvUnlock, ResvTable } from '../kernel/dma-resv.js';
+import { futexLock, futexUnlock } from '../kernel/futex.js';
 import { farmBench } from './farm.js';
 import { mockBenchOps } from './ops.js';
 import type { BenchJob } from './worker.js';
@@ -84,22 +85,6 @@ async function fenceRoundTrip(rounds: number): Promise<{ rawUs: number; fenceUs:
   return { rawUs: median(raws), fenceUs: median(fencesUs), ratio: median(ratios) };
 }
 
-function lockWord(a: Int32Array, i: number): void {
-  let c = Atomics.compareExchange(a, i, 0, 1);
-  if (c === 0) return;
-  if (c !== 2) c = Atomics.exchange(a, i, 2);
-  while (c !== 0) {
-    Atomics.wait(a, i, 2);
-    c = Atomics.exchange(a, i, 2);
-  }
-}
-function unlockWord(a: Int32Array, i: number): void {
-  if (Atomics.sub(a, i, 1) !== 1) {
-    Atomics.store(a, i, 0);
-    Atomics.notify(a, i, 1);
-  }
-}
-
 function tables(): { fences: FenceTable; resvs: ResvTable } {
   const fences = FenceTable.create(16);
   const task = { pid: 1, comm: 'bench', uid: 0, gid: 0 };
@@ -122,8 +107,8 @@ function resvUncontended(ops: number): { rawNs: number; resvNs: number; ratio: n
     const w = new Int32Array(new SharedArrayBuffer(8));
     let t0 = performance.now();
     for (let i = 0; i < ops; i++) {
-      lockWord(w, 0);
-      unlockWord(w, 0);
+      futexLock(w, 0);
+      futexUnlock(w, 0);
     }
     const rawNs = ((performance.now() - t0) * 1e6) / ops;
     const { resvs } = tables();

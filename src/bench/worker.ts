@@ -5,6 +5,7 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { dmaFenceSignal, dmaFenceWaitTimeout, FenceTable, MAX_SCHEDULE_TIMEOUT } from '../kernel/dma-fence.js';
 import { DmaResv, dmaResvLock, dmaResvUnlock, ResvTable } from '../kernel/dma-resv.js';
+import { futexLock, futexUnlock } from '../kernel/futex.js';
 import '../kernel/kernel.js'; // registers every fence kind in the kernel thread's order
 import './ops.js';
 
@@ -21,22 +22,6 @@ export interface BenchJob {
 
 const job = workerData as BenchJob;
 const gate = new Int32Array(job.gate);
-
-function lockWord(a: Int32Array, i: number): void {
-  let c = Atomics.compareExchange(a, i, 0, 1);
-  if (c === 0) return;
-  if (c !== 2) c = Atomics.exchange(a, i, 2);
-  while (c !== 0) {
-    Atomics.wait(a, i, 2);
-    c = Atomics.exchange(a, i, 2);
-  }
-}
-function unlockWord(a: Int32Array, i: number): void {
-  if (Atomics.sub(a, i, 1) !== 1) {
-    Atomics.store(a, i, 0);
-    Atomics.notify(a, i, 1);
-  }
-}
 
 function run(): number {
   const n = job.rounds;
@@ -82,9 +67,9 @@ function run(): number {
     case 'raw-mutex': {
       const w = new Int32Array(job.sab);
       for (let i = 0; i < n; i++) {
-        lockWord(w, 0);
+        futexLock(w, 0);
         w[1] = (w[1] ?? 0) + 1;
-        unlockWord(w, 0);
+        futexUnlock(w, 0);
       }
       return n;
     }

@@ -24,6 +24,7 @@
  *   data[(set*ways+way)*lineBytes ..]  the cached bytes
  */
 import { assert } from './assert.js';
+import { futexLock, futexUnlock } from './futex.js';
 import { limits } from './limits.js';
 import type { PhysicalMemory } from './memory.js';
 
@@ -101,22 +102,11 @@ export class CpuCache {
    * half-filled or half-written-back when another thread looks at it.
    */
   private locked<T>(fn: () => T): T {
-    const w = this.header;
-    let c = Atomics.compareExchange(w, H_LOCK, 0, 1);
-    if (c !== 0) {
-      if (c !== 2) c = Atomics.exchange(w, H_LOCK, 2);
-      while (c !== 0) {
-        Atomics.wait(w, H_LOCK, 2);
-        c = Atomics.exchange(w, H_LOCK, 2);
-      }
-    }
+    futexLock(this.header, H_LOCK);
     try {
       return fn();
     } finally {
-      if (Atomics.sub(w, H_LOCK, 1) !== 1) {
-        Atomics.store(w, H_LOCK, 0);
-        Atomics.notify(w, H_LOCK, 1);
-      }
+      futexUnlock(this.header, H_LOCK);
     }
   }
 

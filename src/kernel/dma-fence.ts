@@ -20,11 +20,12 @@
  *   using a stale handle, putting a reference that is not held — goes to the table's `onMisuse` hook:
  *   a Finding on the kernel thread, a message to the kernel from a worker. Broken table invariants are
  *   KernelBugs.
- * - The per-fence lock is a futex mutex (Drepper's three-state mutex); `…Locked` functions assert it is
+ * - The per-fence lock is the futex mutex of futex.ts; `…Locked` functions assert it is
  *   held by this thread on their first line. Taking it twice on one thread is a KernelBug (it would hang).
  */
 import { assert } from './assert.js';
 import { EINVAL, ENOENT, ENOMEM, type Errno, MAX_ERRNO } from './errno.js';
+import { futexLock, futexUnlock } from './futex.js';
 
 // --- the shared layout, defined once ----------------------------------------------------------
 //
@@ -293,26 +294,14 @@ export class FenceTable {
   lock(f: FenceHandle): void {
     const slot = FenceTable.slotOf(f);
     assert(!this.held.has(slot), `fence ${f}: lock taken twice on one thread (would deadlock)`);
-    const w = this.base(slot) + S_LOCK;
-    let c = Atomics.compareExchange(this.words, w, 0, 1);
-    if (c !== 0) {
-      if (c !== 2) c = Atomics.exchange(this.words, w, 2);
-      while (c !== 0) {
-        Atomics.wait(this.words, w, 2);
-        c = Atomics.exchange(this.words, w, 2);
-      }
-    }
+    futexLock(this.words, this.base(slot) + S_LOCK);
     this.held.add(slot);
   }
 
   unlock(f: FenceHandle): void {
     const slot = FenceTable.slotOf(f);
     assert(this.held.delete(slot), `fence ${f}: unlock of a lock this thread does not hold`);
-    const w = this.base(slot) + S_LOCK;
-    if (Atomics.sub(this.words, w, 1) !== 1) {
-      Atomics.store(this.words, w, 0);
-      Atomics.notify(this.words, w, 1);
-    }
+    futexUnlock(this.words, this.base(slot) + S_LOCK);
   }
 
   assertLocked(f: FenceHandle): void {
@@ -404,40 +393,24 @@ export class FenceTable {
   }
 
   private popFree(): number {
-    this.lockWord(this.header, H_FREE_LOCK);
+    futexLock(this.header, H_FREE_LOCK);
     const top = this.header[H_FREE_TOP] ?? 0;
     let slot = -1;
     if (top > 0) {
       slot = this.freeStack[top - 1] ?? -1;
       this.header[H_FREE_TOP] = top - 1;
     }
-    this.unlockWord(this.header, H_FREE_LOCK);
+    futexUnlock(this.header, H_FREE_LOCK);
     return slot;
   }
 
   private pushFree(slot: number): void {
-    this.lockWord(this.header, H_FREE_LOCK);
+    futexLock(this.header, H_FREE_LOCK);
     const top = this.header[H_FREE_TOP] ?? 0;
     assert(top < this.capacity, 'fence free stack overflow');
     this.freeStack[top] = slot;
     this.header[H_FREE_TOP] = top + 1;
-    this.unlockWord(this.header, H_FREE_LOCK);
-  }
-
-  private lockWord(arr: Int32Array, i: number): void {
-    let c = Atomics.compareExchange(arr, i, 0, 1);
-    if (c === 0) return;
-    if (c !== 2) c = Atomics.exchange(arr, i, 2);
-    while (c !== 0) {
-      Atomics.wait(arr, i, 2);
-      c = Atomics.exchange(arr, i, 2);
-    }
-  }
-  private unlockWord(arr: Int32Array, i: number): void {
-    if (Atomics.sub(arr, i, 1) !== 1) {
-      Atomics.store(arr, i, 0);
-      Atomics.notify(arr, i, 1);
-    }
+    futexUnlock(this.header, H_FREE_LOCK);
   }
 
   /** @internal Last reference gone: bump the generation first, so stale handles fail from here on. */

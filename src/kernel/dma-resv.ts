@@ -40,6 +40,7 @@ import {
   MAX_SCHEDULE_TIMEOUT,
 } from './dma-fence.js';
 import { EALREADY, EBUSY, EDEADLK, EINVAL, ENOMEM, type Errno } from './errno.js';
+import { futexLock, futexUnlock } from './futex.js';
 import type { Task } from './kernel-core.js';
 
 /** `enum dma_resv_usage`: KERNEL < WRITE < READ < BOOKKEEP (include/linux/dma-resv.h). */
@@ -155,39 +156,23 @@ export class ResvTable {
 
   /** @internal */
   alloc(): number {
-    lockWord(this.header, H_FREE_LOCK);
+    futexLock(this.header, H_FREE_LOCK);
     const top = this.header[H_FREE_TOP] ?? 0;
     const idx = top > 0 ? (this.freeStack[top - 1] ?? -1) : -1;
     if (top > 0) this.header[H_FREE_TOP] = top - 1;
-    unlockWord(this.header, H_FREE_LOCK);
+    futexUnlock(this.header, H_FREE_LOCK);
     if (idx >= 0) Atomics.add(this.header, H_LIVE, 1);
     return idx;
   }
   /** @internal */
   free(index: number): void {
-    lockWord(this.header, H_FREE_LOCK);
+    futexLock(this.header, H_FREE_LOCK);
     const top = this.header[H_FREE_TOP] ?? 0;
     assert(top < this.capacity, 'resv free stack overflow');
     this.freeStack[top] = index;
     this.header[H_FREE_TOP] = top + 1;
-    unlockWord(this.header, H_FREE_LOCK);
+    futexUnlock(this.header, H_FREE_LOCK);
     Atomics.sub(this.header, H_LIVE, 1);
-  }
-}
-
-function lockWord(a: Int32Array, i: number): void {
-  let c = Atomics.compareExchange(a, i, 0, 1);
-  if (c === 0) return;
-  if (c !== 2) c = Atomics.exchange(a, i, 2);
-  while (c !== 0) {
-    Atomics.wait(a, i, 2);
-    c = Atomics.exchange(a, i, 2);
-  }
-}
-function unlockWord(a: Int32Array, i: number): void {
-  if (Atomics.sub(a, i, 1) !== 1) {
-    Atomics.store(a, i, 0);
-    Atomics.notify(a, i, 1);
   }
 }
 
