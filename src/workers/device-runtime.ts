@@ -418,7 +418,8 @@ export class DeviceRuntime implements DeviceContext {
 
   // --- fences ---
   async createFence(): Promise<number> {
-    await this.block.point('fence');
+    // Not a scheduling point: a new fence on the device's own timeline is invisible to every other device
+    // until it is published (resv, link), and publishing is a point.
     const t = this.shared.fences;
     this.seqno++;
     const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
@@ -451,7 +452,8 @@ export class DeviceRuntime implements DeviceContext {
     return dmaFenceGetStatus(this.shared.fences, fence);
   }
   async put(fence: number): Promise<void> {
-    await this.block.point('put');
+    // Not a scheduling point: dropping one's own reference changes nothing another device can observe
+    // (the resv or the consumer still hold theirs; the last put frees a slot nobody else can name).
     if (!this.ownFences.delete(fence)) this.heldFences.delete(fence);
     dmaFencePut(this.shared.fences, fence);
   }
