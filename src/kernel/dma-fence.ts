@@ -102,6 +102,39 @@ const STUB_SLOT = 0;
 
 export type FenceHandle = number;
 
+/** One sleep a waiting loop asks for: while `words[index] === value`, for at most `timeoutMs`. */
+interface SleepOn {
+  words: Int32Array;
+  index: number;
+  value: number;
+  timeoutMs: number;
+}
+
+function timeoutArg(ms: number): number | undefined {
+  return ms === Number.POSITIVE_INFINITY ? undefined : ms;
+}
+
+/** Run a waiting loop with Atomics.wait (blocks this thread). */
+function driveBlocking<T>(loop: Generator<SleepOn, T, void>): T {
+  for (;;) {
+    const step = loop.next();
+    if (step.done) return step.value;
+    const s = step.value;
+    Atomics.wait(s.words, s.index, s.value, timeoutArg(s.timeoutMs));
+  }
+}
+
+/** Run a waiting loop with Atomics.waitAsync (the event loop keeps running). */
+async function driveAsync<T>(loop: Generator<SleepOn, T, void>): Promise<T> {
+  for (;;) {
+    const step = loop.next();
+    if (step.done) return step.value;
+    const s = step.value;
+    const r = Atomics.waitAsync(s.words, s.index, s.value, timeoutArg(s.timeoutMs));
+    if (r.async) await r.value;
+  }
+}
+
 /** What a kind of fence provides (`struct dma_fence_ops`); registered once, by id, on every thread. */
 export interface DmaFenceOps {
   readonly getDriverName: (t: FenceTable, f: FenceHandle) => string;
@@ -554,93 +587,71 @@ export class FenceTable {
     else queueMicrotask(done);
   }
 
+  /**
+   * One waiting loop per kind of wait, written once: it yields "sleep on this word while it holds this
+   * value" and is driven either blocking (Atomics.wait: device workers, tests) or without blocking the
+   * event loop (Atomics.waitAsync: the kernel thread). The waiter count is raised before the first check
+   * and dropped when the loop ends however it ends (see the ordering argument at the layout).
+   */
+  private *untilSignaled(f: FenceHandle, timeoutMs: number): Generator<SleepOn, boolean, void> {
+    const b = this.base(FenceTable.slotOf(f));
+    const deadline = performance.now() + timeoutMs;
+    Atomics.add(this.words, b + S_WAITERS, 1);
+    try {
+      for (;;) {
+        if (Atomics.load(this.words, b + S_STATE) === STATE_SIGNALED) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        yield { words: this.words, index: b + S_STATE, value: STATE_ACTIVE, timeoutMs: left };
+      }
+    } finally {
+      Atomics.sub(this.words, b + S_WAITERS, 1);
+    }
+  }
+
+  private *untilAny(
+    fences: readonly FenceHandle[],
+    timeoutMs: number,
+    isDone: (f: FenceHandle) => boolean,
+  ): Generator<SleepOn, number, void> {
+    const deadline = performance.now() + timeoutMs;
+    Atomics.add(this.header, H_ANY_WAITERS, 1);
+    try {
+      for (;;) {
+        const seq = Atomics.load(this.header, H_SIGNAL_SEQ);
+        const i = fences.findIndex(isDone);
+        if (i >= 0) return i;
+        const left = deadline - performance.now();
+        if (left <= 0) return -1;
+        yield { words: this.header, index: H_SIGNAL_SEQ, value: seq, timeoutMs: left };
+      }
+    } finally {
+      Atomics.sub(this.header, H_ANY_WAITERS, 1);
+    }
+  }
+
   /** @internal Block until SIGNALED or the deadline (ms from now); returns whether it is signalled. */
   sleepUntilSignaled(f: FenceHandle, timeoutMs: number): boolean {
-    const b = this.base(FenceTable.slotOf(f));
-    const deadline = performance.now() + timeoutMs;
-    Atomics.add(this.words, b + S_WAITERS, 1);
-    try {
-      for (;;) {
-        if (Atomics.load(this.words, b + S_STATE) === STATE_SIGNALED) return true;
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        Atomics.wait(this.words, b + S_STATE, STATE_ACTIVE, left === Number.POSITIVE_INFINITY ? undefined : left);
-      }
-    } finally {
-      Atomics.sub(this.words, b + S_WAITERS, 1);
-    }
+    return driveBlocking(this.untilSignaled(f, timeoutMs));
   }
-
   /** @internal The same, without blocking the event loop. */
-  async sleepUntilSignaledAsync(f: FenceHandle, timeoutMs: number): Promise<boolean> {
-    const b = this.base(FenceTable.slotOf(f));
-    const deadline = performance.now() + timeoutMs;
-    Atomics.add(this.words, b + S_WAITERS, 1);
-    try {
-      for (;;) {
-        if (Atomics.load(this.words, b + S_STATE) === STATE_SIGNALED) return true;
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        const r = Atomics.waitAsync(
-          this.words,
-          b + S_STATE,
-          STATE_ACTIVE,
-          left === Number.POSITIVE_INFINITY ? undefined : left,
-        );
-        if (r.async) await r.value;
-      }
-    } finally {
-      Atomics.sub(this.words, b + S_WAITERS, 1);
-    }
+  sleepUntilSignaledAsync(f: FenceHandle, timeoutMs: number): Promise<boolean> {
+    return driveAsync(this.untilSignaled(f, timeoutMs));
   }
-
   /**
    * @internal Block until one of `fences` is signalled (by `isDone`, which may complete lazily) or the
    * deadline; returns the index of the first signalled fence, or -1 on timeout.
    */
   sleepUntilAny(fences: readonly FenceHandle[], timeoutMs: number, isDone: (f: FenceHandle) => boolean): number {
-    const deadline = performance.now() + timeoutMs;
-    Atomics.add(this.header, H_ANY_WAITERS, 1);
-    try {
-      for (;;) {
-        const seq = Atomics.load(this.header, H_SIGNAL_SEQ);
-        const i = fences.findIndex(isDone);
-        if (i >= 0) return i;
-        const left = deadline - performance.now();
-        if (left <= 0) return -1;
-        Atomics.wait(this.header, H_SIGNAL_SEQ, seq, left === Number.POSITIVE_INFINITY ? undefined : left);
-      }
-    } finally {
-      Atomics.sub(this.header, H_ANY_WAITERS, 1);
-    }
+    return driveBlocking(this.untilAny(fences, timeoutMs, isDone));
   }
-
   /** @internal The same, without blocking the event loop. */
-  async sleepUntilAnyAsync(
+  sleepUntilAnyAsync(
     fences: readonly FenceHandle[],
     timeoutMs: number,
     isDone: (f: FenceHandle) => boolean,
   ): Promise<number> {
-    const deadline = performance.now() + timeoutMs;
-    Atomics.add(this.header, H_ANY_WAITERS, 1);
-    try {
-      for (;;) {
-        const seq = Atomics.load(this.header, H_SIGNAL_SEQ);
-        const i = fences.findIndex(isDone);
-        if (i >= 0) return i;
-        const left = deadline - performance.now();
-        if (left <= 0) return -1;
-        const r = Atomics.waitAsync(
-          this.header,
-          H_SIGNAL_SEQ,
-          seq,
-          left === Number.POSITIVE_INFINITY ? undefined : left,
-        );
-        if (r.async) await r.value;
-      }
-    } finally {
-      Atomics.sub(this.header, H_ANY_WAITERS, 1);
-    }
+    return driveAsync(this.untilAny(fences, timeoutMs, isDone));
   }
 
   /** @internal Error store under the lock. */
