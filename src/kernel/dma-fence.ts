@@ -289,6 +289,10 @@ export class FenceTable {
   private static slotOf(f: FenceHandle): number {
     return f % SLOT_SPAN;
   }
+  /** The slot a handle names (0..capacity-1): an index for per-fence side tables such as the HB clocks. */
+  slotIndexOf(f: FenceHandle): number {
+    return FenceTable.slotOf(f);
+  }
   private static genOf(f: FenceHandle): number {
     return Math.floor(f / SLOT_SPAN);
   }

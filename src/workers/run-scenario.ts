@@ -43,12 +43,41 @@ export interface RunOptions {
   timeScale?: number;
 }
 
+/** One side of a two-sided finding (a race's current and previous access, say). */
+export interface FindingSide {
+  device: string;
+  /** The operation: 'read', 'write', 'fill', 'checksum', 'cpu-write', ... */
+  op: string;
+  /** The device's job (its fence seqno at the time), or -1. */
+  job: number;
+  buffer: number;
+  /** Byte range [lo, hi) of the buffer. */
+  range: [number, number];
+  timeNs: number;
+  /** Fences this side had waited on last, as 'timeline:seqno'. */
+  waited: string[];
+}
+
 export interface Finding {
   rule: string;
   message: string;
   device: string | null;
   timeNs: number;
   objects: Record<string, string | number>;
+  /** Where it happened, stable across seeds (dedupe key with rule and device). */
+  site?: string;
+  sides?: FindingSide[];
+  /** The missing happens-before edge, in words. */
+  missingEdge?: string;
+  /** How to fix it. */
+  hint?: string;
+  /** Occurrences folded into this one (dedupe per site). */
+  count?: number;
+}
+
+/** Findings are the same finding when rule, device and site agree. */
+export function findingKey(f: Finding): string {
+  return `${f.rule}|${f.device ?? '-'}|${f.site ?? ''}`;
 }
 
 export interface Report {
