@@ -96,8 +96,13 @@ export interface DeviceContext {
   read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array>;
   /** Fill a range with a byte value (cheap, for big frames). */
   fill(m: Mapping, offset: number, lengthBytes: number, value: number): Promise<void>;
-  /** FNV-1a checksum of a range, computed in place (what a display CRC unit does). */
+  /** The frame checksum (`checksum.ts`) of a range, computed in place (what a display CRC unit does). */
   checksum(m: Mapping, offset: number, lengthBytes: number): Promise<number>;
+  /**
+   * A DMA copy engine: `lengthBytes` from `src` at `srcOffset` to `dst` at `dstOffset`, memory to memory
+   * (a read of `src` and a write of `dst`; the bytes never pass through the device's own memory).
+   */
+  copy(src: Mapping, srcOffset: number, dst: Mapping, dstOffset: number, lengthBytes: number): Promise<void>;
 
   // --- CPU access (what a driver does through a vmap; needs SYNC, since the CPU cache is not coherent) ---
   /** A CPU view of a buffer the device holds; fails for memory with no CPU path (protected, vram). */

@@ -9,7 +9,7 @@
  * so the same checkers run on both hosts.
  */
 
-import { fnv1a32 } from '../devices/checksum.js';
+import { Checksum, checksumBytes, fillBytes } from '../devices/checksum.js';
 import type { AttachmentRef, BufferRef, CpuMapping, DeviceContext, Frame, Mapping } from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
 import type { CpuCache } from '../kernel/cpu-cache.js';
@@ -50,8 +50,6 @@ export const deviceFenceOps = registerFenceOps('dmafarm-device', {
   getDriverName: () => 'dmafarm',
   getTimelineName: (t, f) => deviceNames[t.auxOf(f)] ?? 'device',
 });
-
-export { fnv1a32 } from '../devices/checksum.js';
 
 export interface Blocking {
   nowNs(): number;
@@ -297,7 +295,7 @@ export class DeviceRuntime implements DeviceContext {
     return out;
   }
   async cpuChecksum(cm: CpuMapping, offset: number, lengthBytes: number): Promise<number> {
-    return fnv1a32(await this.cpuRead(cm, offset, lengthBytes), 0x811c9dc5) >>> 0;
+    return checksumBytes(await this.cpuRead(cm, offset, lengthBytes));
   }
   /**
    * DMA_BUF_IOCTL_SYNC for the device's CPU: START waits (here, in the device's thread) for the fences a
@@ -391,7 +389,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('fill', `${m.bufferId}@${offset}+${lengthBytes}`);
     const spans = this.spans(m, offset, lengthBytes, true);
     if (spans === null) return;
-    for (const s of spans) s.fill(value & 0xff);
+    for (const s of spans) fillBytes(s, value);
   }
   async read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
     await this.block.point('read');
@@ -411,9 +409,37 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('checksum', `${m.bufferId}@${offset}+${lengthBytes}`);
     const spans = this.spans(m, offset, lengthBytes, false);
     if (spans === null) return 0;
-    let h = 0x811c9dc5;
-    for (const s of spans) h = fnv1a32(s, h);
-    return h >>> 0;
+    const c = new Checksum();
+    for (const s of spans) c.update(s);
+    return c.digest();
+  }
+  async copy(src: Mapping, srcOffset: number, dst: Mapping, dstOffset: number, lengthBytes: number): Promise<void> {
+    await this.block.point('write');
+    this.ev('copy', `${src.bufferId}@${srcOffset}>${dst.bufferId}@${dstOffset}+${lengthBytes}`);
+    const from = this.spans(src, srcOffset, lengthBytes, false);
+    const to = this.spans(dst, dstOffset, lengthBytes, true);
+    if (from === null || to === null) return;
+    // Walk both scatter lists at once: each piece is the overlap of the current source and target span.
+    let i = 0;
+    let j = 0;
+    let si = 0;
+    let sj = 0;
+    while (i < from.length && j < to.length) {
+      const a = from[i] as Uint8Array;
+      const b = to[j] as Uint8Array;
+      const n = Math.min(a.length - si, b.length - sj);
+      b.set(a.subarray(si, si + n), sj);
+      si += n;
+      sj += n;
+      if (si === a.length) {
+        i++;
+        si = 0;
+      }
+      if (sj === b.length) {
+        j++;
+        sj = 0;
+      }
+    }
   }
 
   // --- fences ---

@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { nv12Bytes } from '../../src/devices/camera.js';
+import { checksumBytes } from '../../src/devices/checksum.js';
 import type { DeviceResult } from '../../src/devices/device.js';
 import { composeNv12, GPU_SAMPLE_BYTES, type InputSample, sampleMean } from '../../src/devices/gpu.js';
 import { decodeNv12 } from '../../src/devices/video-decoder.js';
 import { PAGE_SIZE } from '../../src/kernel/uapi.js';
-import { fnv1a32 } from '../../src/workers/device-runtime.js';
 import { type Report, type RunOptions, runScenario } from '../../src/workers/run-scenario.js';
 import { defineScenario, type Scenario, ScenarioError, type ScenarioInput } from '../../src/workers/scenario.js';
 import { loadScenario } from '../../src/workers/scenario-loader.js';
@@ -50,7 +50,7 @@ function inBuffer(frame: Uint8Array): Uint8Array {
 
 /** The farm's checksum (a display's CRC) of a buffer's bytes. */
 function crc(bytes: Uint8Array): number {
-  return fnv1a32(bytes, 0x811c9dc5) >>> 0;
+  return checksumBytes(bytes);
 }
 
 /** The camera's documented picture for frame `seq`. */

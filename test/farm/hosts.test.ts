@@ -6,8 +6,8 @@
 import { threadId as mainThreadId } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { nv12Bytes } from '../../src/devices/camera.js';
+import { checksumBytes } from '../../src/devices/checksum.js';
 import { PAGE_SIZE } from '../../src/kernel/uapi.js';
-import { fnv1a32 } from '../../src/workers/device-runtime.js';
 import { type Report, runScenario } from '../../src/workers/run-scenario.js';
 import { builtinScenarioNames, loadScenario } from '../../src/workers/scenario-loader.js';
 import { deviceResult, expectCleanRun, probeScenario } from '../fixtures/farm/scenarios.js';
@@ -27,7 +27,7 @@ function expectedFrameChecksum(width: number, height: number, seq: number): numb
   const frame = new Uint8Array(Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
   frame.fill((seq * 7 + 16) & 0xff, 0, luma);
   frame.fill((seq * 13 + 128) & 0xff, luma, size);
-  return fnv1a32(frame, 0x811c9dc5) >>> 0;
+  return checksumBytes(frame);
 }
 
 describe('built-in scenarios', () => {
