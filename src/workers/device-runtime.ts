@@ -33,12 +33,14 @@ import {
   dmaResvUnlock,
   type ResvTable,
 } from '../kernel/dma-resv.js';
-import { EINVAL, errnoName, isErr } from '../kernel/errno.js';
+import { EINVAL, EMFILE, errnoName, isErr } from '../kernel/errno.js';
 import type { Arena } from '../kernel/memory.js';
 import { PAGE_SIZE } from '../kernel/uapi.js';
 import { MAP_DEAD, MAP_INVALIDATED, type MappingInfo, mappingState } from './device-service.js';
+import { FENCE_LEDGER_ENTRIES_MAX, type FenceLedger } from './fence-ledger.js';
 import type { FrameDescriptor, LinkRing } from './link-ring.js';
 import type { Prng } from './prng.js';
+import { OPS, type Op } from './protocol.js';
 
 /** Device fences: driver "dmafarm", timeline = the device's name (aux holds the device index). */
 const deviceNames: string[] = [];
@@ -86,6 +88,29 @@ export interface RuntimeShared {
   mappingWords: Int32Array;
   /** Rings by port name ('out', 'in0', ...), as this device sees them. */
   ports: ReadonlyMap<string, LinkRing>;
+  /** The device's fence references (FenceLedger.create() on the sim host; the host's SAB in a worker). */
+  ledger: FenceLedger;
+}
+
+/**
+ * A device is gone: every fence it created and never signalled is signalled with `error`, so nobody
+ * waits for it forever, and every reference it held is dropped. Returns how many were still pending (a
+ * fence leak when the device finished normally). The ledger is shared memory: a host can do this for a
+ * worker it terminated.
+ */
+export function abandonLedger(t: FenceTable, ledger: FenceLedger, error: number): number {
+  let pending = 0;
+  for (const { fence, refs, own } of ledger.entries()) {
+    if (!t.isLive(fence)) continue;
+    if (own && dmaFenceGetStatus(t, fence) === 0) {
+      pending++;
+      dmaFenceSetError(t, fence, error);
+      dmaFenceSignal(t, fence);
+    }
+    for (let i = 0; i < refs; i++) dmaFencePut(t, fence);
+  }
+  ledger.clear();
+  return pending;
 }
 
 /** A device-level failure of a kernel call the model did not expect to fail. */
@@ -97,11 +122,17 @@ export class DeviceCallError extends Error {
   }
 }
 
-export interface RuntimeEvent {
-  timeNs: number;
-  device: string;
-  op: string;
-  detail: string;
+/**
+ * What the runtime records per operation, without building strings: the operation's code (`OPS` in
+ * protocol.ts) and up to three numbers (buffer, offset, length; context, seqno; ...).
+ */
+export type RecordEvent = (timeNs: number, op: number, a: number, b: number, c: number) => void;
+const OP_CODES: ReadonlyMap<string, number> = new Map(OPS.map((o, i) => [o, i]));
+
+/** FNV-style mixing of one number into an event hash (both 32-bit halves: ns times exceed 2^32). */
+export function mixEvent(h: number, x: number): number {
+  const lo = Math.imul(h ^ (x | 0), 0x01000193);
+  return Math.imul(lo ^ ((x / 4294967296) | 0), 0x01000193);
 }
 
 export class DeviceRuntime implements DeviceContext {
@@ -113,7 +144,7 @@ export class DeviceRuntime implements DeviceContext {
   private readonly cp: ControlPlane;
   private readonly shared: RuntimeShared;
   private readonly logFn: (m: string, f?: Record<string, unknown>) => void;
-  private readonly record: (e: RuntimeEvent) => void;
+  private readonly record: RecordEvent;
   private context = 0;
   private seqno = 0;
   private readonly mappings = new Map<number, MappingInfo>();
@@ -125,10 +156,11 @@ export class DeviceRuntime implements DeviceContext {
     { buf: BufferRef; runs: { pfn: number; pageCount: number }[]; cached: boolean }
   >();
   private nextCpuMap = 1;
-  /** Fences this device created and still holds a reference on (it owes each a signal and a put). */
-  private readonly ownFences = new Set<number>();
-  /** References received with frames (it owes each a put). */
-  private readonly heldFences = new Set<number>();
+  /**
+   * The fence references this device holds — the ones it created (it owes each a signal and a put) and
+   * the ones received with frames (a put) — in shared memory, so a host can drop them after killing it.
+   */
+  private readonly ledger: FenceLedger;
 
   constructor(opts: {
     name: string;
@@ -139,7 +171,7 @@ export class DeviceRuntime implements DeviceContext {
     control: ControlPlane;
     shared: RuntimeShared;
     log: (m: string, f?: Record<string, unknown>) => void;
-    record: (e: RuntimeEvent) => void;
+    record: RecordEvent;
     /** The device's fence timeline, allocated by the host so the kernel can find its fences. */
     fenceContext: number;
   }) {
@@ -153,10 +185,11 @@ export class DeviceRuntime implements DeviceContext {
     this.logFn = opts.log;
     this.record = opts.record;
     this.context = opts.fenceContext;
+    this.ledger = opts.shared.ledger;
   }
 
-  private ev(op: string, detail = ''): void {
-    this.record({ timeNs: this.block.nowNs(), device: this.name, op, detail });
+  private ev(op: Op, a = 0, b = 0, c = 0): void {
+    this.record(this.block.nowNs(), OP_CODES.get(op) ?? 0, a, b, c);
   }
 
   nowNs(): number {
@@ -166,7 +199,7 @@ export class DeviceRuntime implements DeviceContext {
     this.logFn(message, fields);
   }
   async busy(ns: number): Promise<void> {
-    this.ev('busy', String(ns));
+    this.ev('busy', ns);
     await this.block.busy(ns);
   }
 
@@ -179,23 +212,23 @@ export class DeviceRuntime implements DeviceContext {
   async allocate(heap: string, sizeBytes: number): Promise<BufferRef> {
     await this.block.point('allocate');
     const r = this.must(`allocate ${sizeBytes} bytes from ${heap}`, await this.cp.allocate(heap, sizeBytes));
-    this.ev('allocate', `${heap}:${r.id}`);
+    this.ev('allocate', r.id, sizeBytes);
     return r;
   }
   async release(buf: BufferRef): Promise<void> {
     await this.block.point('release');
-    this.ev('release', String(buf.id));
+    this.ev('release', buf.id);
     await this.cp.release(buf.id);
   }
   async attach(buf: BufferRef, opts: { dynamic?: boolean } = {}): Promise<AttachmentRef> {
     await this.block.point('attach');
     const r = this.must(`attach buffer ${buf.id}`, await this.cp.attach(buf.id, opts.dynamic ?? false));
-    this.ev('attach', `${buf.id}:${r.id}`);
+    this.ev('attach', buf.id, r.id);
     return r;
   }
   async detach(att: AttachmentRef): Promise<void> {
     await this.block.point('detach');
-    this.ev('detach', String(att.id));
+    this.ev('detach', att.id);
     for (const [id, m] of this.mappings) if (m.attachmentId === att.id) this.mappings.delete(id);
     await this.cp.detach(att.id);
   }
@@ -203,18 +236,18 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('map');
     const info = this.must(`map attachment ${att.id}`, await this.cp.map(att.id, dir));
     this.mappings.set(info.id, info);
-    this.ev('map', `${att.id}:${info.id}`);
+    this.ev('map', att.id, info.id);
     return { id: info.id, attachmentId: att.id, bufferId: info.bufferId, sizeBytes: info.sizeBytes };
   }
   async unmap(m: Mapping): Promise<void> {
     await this.block.point('unmap');
-    this.ev('unmap', String(m.id));
+    this.ev('unmap', m.id);
     this.mappings.delete(m.id);
     await this.cp.unmap(m.id);
   }
   async evict(buf: BufferRef): Promise<number> {
     await this.block.point('evict');
-    this.ev('evict', String(buf.id));
+    this.ev('evict', buf.id);
     return this.cp.evict(buf.id);
   }
   onMoveNotify(fn: (att: AttachmentRef) => void): void {
@@ -222,7 +255,7 @@ export class DeviceRuntime implements DeviceContext {
   }
   /** @internal The host delivers move_notify here. */
   deliverMoveNotify(att: AttachmentRef): void {
-    this.ev('move_notify', String(att.id));
+    this.ev('move_notify', att.id);
     for (const fn of this.moveHandlers) fn(att);
   }
 
@@ -232,7 +265,7 @@ export class DeviceRuntime implements DeviceContext {
     const v = this.must(`CPU-map buffer ${buf.id}`, await this.cp.cpuPages(buf.id));
     const id = this.nextCpuMap++;
     this.cpuMaps.set(id, { buf, runs: v.runs, cached: v.cached });
-    this.ev('cpu-map', `${buf.id}:${id}`);
+    this.ev('cpu-map', buf.id, id);
     return { id, buffer: buf };
   }
 
@@ -269,7 +302,7 @@ export class DeviceRuntime implements DeviceContext {
 
   async cpuWrite(cm: CpuMapping, offset: number, data: Uint8Array): Promise<void> {
     await this.block.point('cpu-write');
-    this.ev('cpu-write', `${cm.buffer.id}@${offset}+${data.length}`);
+    this.ev('cpu-write', cm.buffer.id, offset, data.length);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
     this.cpuWalk(cm, offset, data.length, (phys, at, n) => {
       if (cached) this.shared.cache.write(phys, data.subarray(at, at + n));
@@ -285,7 +318,7 @@ export class DeviceRuntime implements DeviceContext {
   }
   async cpuRead(cm: CpuMapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
     await this.block.point('cpu-read');
-    this.ev('cpu-read', `${cm.buffer.id}@${offset}+${lengthBytes}`);
+    this.ev('cpu-read', cm.buffer.id, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
     this.cpuWalk(cm, offset, lengthBytes, (phys, at, n) => {
@@ -305,7 +338,7 @@ export class DeviceRuntime implements DeviceContext {
     const dir = access === 'read' ? 2 : access === 'write' ? 1 : 0;
     if (phase === 'start') await this.waitResv(buf, access === 'read' ? 1 : 2);
     await this.block.point('cpu-sync');
-    this.ev('cpu-sync', `${buf.id}:${phase}:${access}`);
+    this.ev('cpu-sync', buf.id, phase === 'start' ? 1 : 0, dir);
     return this.cp.cpuAccess(buf.id, phase === 'start', dir);
   }
 
@@ -375,7 +408,7 @@ export class DeviceRuntime implements DeviceContext {
 
   async write(m: Mapping, offset: number, data: Uint8Array): Promise<void> {
     await this.block.point('write');
-    this.ev('write', `${m.bufferId}@${offset}+${data.length}`);
+    this.ev('write', m.bufferId, offset, data.length);
     const spans = this.spans(m, offset, data.length, true);
     if (spans === null) return;
     let at = 0;
@@ -386,14 +419,14 @@ export class DeviceRuntime implements DeviceContext {
   }
   async fill(m: Mapping, offset: number, lengthBytes: number, value: number): Promise<void> {
     await this.block.point('write');
-    this.ev('fill', `${m.bufferId}@${offset}+${lengthBytes}`);
+    this.ev('fill', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, true);
     if (spans === null) return;
     for (const s of spans) fillBytes(s, value);
   }
   async read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
     await this.block.point('read');
-    this.ev('read', `${m.bufferId}@${offset}+${lengthBytes}`);
+    this.ev('read', m.bufferId, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
     if (spans === null) return out;
@@ -406,7 +439,7 @@ export class DeviceRuntime implements DeviceContext {
   }
   async checksum(m: Mapping, offset: number, lengthBytes: number): Promise<number> {
     await this.block.point('read');
-    this.ev('checksum', `${m.bufferId}@${offset}+${lengthBytes}`);
+    this.ev('checksum', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
     if (spans === null) return 0;
     const c = new Checksum();
@@ -415,7 +448,7 @@ export class DeviceRuntime implements DeviceContext {
   }
   async copy(src: Mapping, srcOffset: number, dst: Mapping, dstOffset: number, lengthBytes: number): Promise<void> {
     await this.block.point('write');
-    this.ev('copy', `${src.bufferId}@${srcOffset}>${dst.bufferId}@${dstOffset}+${lengthBytes}`);
+    this.ev('copy', src.bufferId, dst.bufferId, lengthBytes);
     const from = this.spans(src, srcOffset, lengthBytes, false);
     const to = this.spans(dst, dstOffset, lengthBytes, true);
     if (from === null || to === null) return;
@@ -449,8 +482,8 @@ export class DeviceRuntime implements DeviceContext {
     const t = this.shared.fences;
     this.seqno++;
     const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
-    this.ownFences.add(f);
-    this.ev('fence', `${this.context}:${this.seqno}`);
+    this.hold(f, true);
+    this.ev('fence', this.context, this.seqno);
     return f;
   }
   async signal(fence: number, error?: number): Promise<number> {
@@ -458,7 +491,7 @@ export class DeviceRuntime implements DeviceContext {
     const t = this.shared.fences;
     if (error !== undefined) dmaFenceSetError(t, fence, error);
     const r = dmaFenceSignal(t, fence);
-    this.ev('signal', `${t.contextOf(fence)}:${t.seqnoOf(fence)}`);
+    this.ev('signal', t.contextOf(fence), t.seqnoOf(fence));
     if (r === -EINVAL && t.isLive(fence)) {
       this.cp.misuse('fence-double-signal', `signalled fence ${t.contextOf(fence)}:${t.seqnoOf(fence)} twice`, {
         context: t.contextOf(fence),
@@ -469,9 +502,9 @@ export class DeviceRuntime implements DeviceContext {
   }
   async wait(fence: number, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
     const t = this.shared.fences;
-    this.ev('wait', `${t.contextOf(fence)}:${t.seqnoOf(fence)}`);
+    this.ev('wait', t.contextOf(fence), t.seqnoOf(fence));
     const r = await this.block.waitFence(t, fence, timeoutNs);
-    this.ev('waited', `${t.contextOf(fence)}:${t.seqnoOf(fence)}=${r}`);
+    this.ev('waited', t.contextOf(fence), t.seqnoOf(fence), r);
     return r;
   }
   status(fence: number): number {
@@ -480,7 +513,7 @@ export class DeviceRuntime implements DeviceContext {
   async put(fence: number): Promise<void> {
     // Not a scheduling point: dropping one's own reference changes nothing another device can observe
     // (the resv or the consumer still hold theirs; the last put frees a slot nobody else can name).
-    if (!this.ownFences.delete(fence)) this.heldFences.delete(fence);
+    this.ledger.drop(fence);
     dmaFencePut(this.shared.fences, fence);
   }
 
@@ -490,21 +523,14 @@ export class DeviceRuntime implements DeviceContext {
    * many were still pending (a fence leak when the device finished normally).
    */
   abandonFences(error: number): number {
-    const t = this.shared.fences;
-    let pending = 0;
-    for (const f of this.ownFences) {
-      if (!t.isLive(f)) continue;
-      if (dmaFenceGetStatus(t, f) === 0) {
-        pending++;
-        dmaFenceSetError(t, f, error);
-        dmaFenceSignal(t, f);
-      }
-      dmaFencePut(t, f);
+    return abandonLedger(this.shared.fences, this.ledger, error);
+  }
+
+  /** Note a reference the device now holds; a full ledger fails the device (it is hoarding fences). */
+  private hold(fence: number, own: boolean): void {
+    if (!this.ledger.add(fence, own)) {
+      throw new DeviceCallError(`hold more than ${FENCE_LEDGER_ENTRIES_MAX} fences at once`, -EMFILE);
     }
-    this.ownFences.clear();
-    for (const f of this.heldFences) if (t.isLive(f)) dmaFencePut(t, f);
-    this.heldFences.clear();
-    return pending;
   }
 
   // --- resv ---
@@ -528,19 +554,24 @@ export class DeviceRuntime implements DeviceContext {
     } finally {
       dmaResvUnlock(obj);
     }
-    this.ev('resv-add', `${buf.id}:${usage}`);
+    this.ev('resv-add', buf.id, usage);
     return ret;
   }
   async waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
     const obj = await this.resv(buf);
-    this.ev('resv-wait', `${buf.id}:${usage}`);
+    this.ev('resv-wait', buf.id, usage);
     const fences = dmaResvGetFences(obj, usage);
+    // In the ledger while waiting: a worker killed in this wait (a hang) must not leak them.
+    for (const e of fences) this.hold(e.fence, false);
     let left = 1;
     try {
       for (const e of fences) if (left > 0) left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
     } finally {
       // A wait can end by a hang or a crash: the references taken for it are dropped either way.
-      for (const e of fences) dmaFencePut(this.shared.fences, e.fence);
+      for (const e of fences) {
+        this.ledger.drop(e.fence);
+        dmaFencePut(this.shared.fences, e.fence);
+      }
     }
     return left;
   }
@@ -552,9 +583,9 @@ export class DeviceRuntime implements DeviceContext {
     return r;
   }
   async send(port: string, frame: Frame): Promise<void> {
-    this.ev('send', `${port}#${frame.seq}:${frame.buffer.id}`);
+    this.ev('send', frame.seq, frame.buffer.id);
     // The frame carries the fence reference to the consumer (as a sync_file would).
-    if (frame.fence) this.ownFences.delete(frame.fence) || this.heldFences.delete(frame.fence);
+    if (frame.fence) this.ledger.drop(frame.fence);
     await this.block.push(this.port(port), {
       seq: frame.seq,
       bufferId: frame.buffer.id,
@@ -565,7 +596,7 @@ export class DeviceRuntime implements DeviceContext {
   async recv(port: string): Promise<Frame | null> {
     const d = await this.block.pop(this.port(port));
     if (d === null) {
-      this.ev('recv', `${port}#eos`);
+      this.ev('recv', -1);
       return null;
     }
     let buffer = this.bufferRefs.get(d.bufferId);
@@ -573,13 +604,13 @@ export class DeviceRuntime implements DeviceContext {
       buffer = this.must(`buffer ${d.bufferId}`, await this.cp.bufferRef(d.bufferId));
       this.bufferRefs.set(d.bufferId, buffer);
     }
-    if (d.fence) this.heldFences.add(d.fence);
-    this.ev('recv', `${port}#${d.seq}:${d.bufferId}`);
+    if (d.fence) this.hold(d.fence, false);
+    this.ev('recv', d.seq, d.bufferId);
     return { seq: d.seq, buffer, fence: d.fence, flags: d.flags };
   }
   async close(port: string): Promise<void> {
     await this.block.point('close');
-    this.ev('close', port);
+    this.ev('close');
     this.port(port).close();
   }
 }

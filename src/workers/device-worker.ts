@@ -10,7 +10,8 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { CpuCache } from '../kernel/cpu-cache.js';
 import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
 import { ResvTable } from '../kernel/dma-resv.js';
-import { DeviceCallError, DeviceRuntime, setDeviceNames } from './device-runtime.js';
+import { DeviceCallError, DeviceRuntime, mixEvent, setDeviceNames } from './device-runtime.js';
+import { FenceLedger } from './fence-ledger.js';
 import { LinkRing } from './link-ring.js';
 import { createLogger } from './log.js';
 import { Prng } from './prng.js';
@@ -89,6 +90,7 @@ const runtime = new DeviceRuntime({
     resvs,
     cache: CpuCache.attach(init.cacheSab, physView),
     mappingWords: new Int32Array(init.mappingSab),
+    ledger: FenceLedger.attach(init.ledgerSab),
     ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
   },
   // This worker's own synchronous destination: its lines never interleave with another thread's.
@@ -96,12 +98,12 @@ const runtime = new DeviceRuntime({
     log.debug(f ?? {}, m);
     if (init.forwardLogs) void rpc.log(m, f);
   },
-  record: (e) => {
+  // Wall time is not part of the hash: it differs on every run; the sequence of operations does not.
+  record: (_timeNs, op, a, b, c) => {
     events++;
-    const line = `${e.device}|${e.op}|${e.detail}\n`;
-    for (let i = 0; i < line.length; i++) hash = Math.imul(hash ^ line.charCodeAt(i), 0x01000193);
+    hash = mixEvent(mixEvent(mixEvent(mixEvent(hash, op), a), b), c);
     Atomics.add(beat, 0, 1);
-    Atomics.store(beat, 1, opCode(e.op));
+    Atomics.store(beat, 1, op);
   },
 });
 

@@ -44,6 +44,8 @@ export interface DeviceWorkerInit {
   ports: Record<string, SharedArrayBuffer>;
   /** Int32 words: [heartbeat, current op code]; the watchdog reads them. */
   heartbeat: SharedArrayBuffer;
+  /** The device's FenceLedger: the host drops its references if the worker dies. */
+  ledgerSab: SharedArrayBuffer;
   rpcPort: MessagePort;
   /** Real seconds per simulated second of `busy` (0: run flat out, for throughput). */
   timeScale: number;
@@ -83,7 +85,9 @@ export const OPS = Object.freeze([
   'cpu-write',
   'cpu-read',
   'cpu-sync',
+  'copy',
 ] as const);
+export type Op = (typeof OPS)[number];
 export function opCode(op: string): number {
   const i = OPS.indexOf(op as (typeof OPS)[number]);
   return Math.max(i, 0);

@@ -12,14 +12,9 @@ import type { DeviceResult } from '../devices/device.js';
 import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
-import {
-  type ControlPlane,
-  DeviceCallError,
-  DeviceRuntime,
-  type RuntimeEvent,
-  setDeviceNames,
-} from './device-runtime.js';
+import { type ControlPlane, DeviceCallError, DeviceRuntime, mixEvent, setDeviceNames } from './device-runtime.js';
 import { type DeviceService, DeviceService as Service } from './device-service.js';
+import { FenceLedger } from './fence-ledger.js';
 import { LinkRing } from './link-ring.js';
 import { Prng } from './prng.js';
 import type { AnyDeviceModel, Scenario } from './scenario.js';
@@ -103,9 +98,6 @@ export interface Report {
   threads?: Record<string, number>;
 }
 
-/** Events kept in memory per run; the hash covers all of them regardless. */
-export const EVENT_LOG_MAX = 1 << 16;
-
 /** A device's own PRNG stream: a fixed function of the run seed and the device's position. */
 export function deviceSeed(seed: number, index: number): number {
   let h = (seed ^ 0x9e3779b9) >>> 0;
@@ -113,15 +105,13 @@ export function deviceSeed(seed: number, index: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** The run's event log, as a fingerprint: a hash over every event in order, and their count. */
 class EventLog {
-  readonly kept: RuntimeEvent[] = [];
   count = 0;
   private h = 0x811c9dc5;
-  add(e: RuntimeEvent): void {
+  add(device: number, timeNs: number, op: number, a: number, b: number, c: number): void {
     this.count++;
-    if (this.kept.length < EVENT_LOG_MAX) this.kept.push(e);
-    const line = `${e.timeNs}|${e.device}|${e.op}|${e.detail}\n`;
-    for (let i = 0; i < line.length; i++) this.h = Math.imul(this.h ^ line.charCodeAt(i), 0x01000193);
+    this.h = mixEvent(mixEvent(mixEvent(mixEvent(mixEvent(mixEvent(this.h, device), timeNs), op), a), b), c);
   }
   get hash(): string {
     return (this.h >>> 0).toString(16).padStart(8, '0');
@@ -244,9 +234,10 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
           cache: kernel.cache,
           mappingWords: service.mappingWords,
           ports: ports.get(name) ?? new Map(),
+          ledger: FenceLedger.create(),
         },
         log: (m, f) => options.log?.(name, m, f),
-        record: (e) => log.add(e),
+        record: (t, op, a, b, c) => log.add(i, t, op, a, b, c),
         fenceContext: contexts.get(name) as number,
       }),
     );

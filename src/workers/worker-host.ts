@@ -19,7 +19,9 @@ import type { DeviceResult } from '../devices/device.js';
 import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
 import { ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
+import { abandonLedger } from './device-runtime.js';
 import { DeviceService } from './device-service.js';
+import { FenceLedger } from './fence-ledger.js';
 import { logLevel } from './log.js';
 import { type DeviceWorkerInit, type KernelRpc, OPS, type ToKernel, type ToWorker } from './protocol.js';
 import {
@@ -55,6 +57,8 @@ interface DeviceSlot {
   name: string;
   worker: Worker;
   heartbeat: Int32Array;
+  /** The fence references the device holds (read after its worker is gone). */
+  ledger: FenceLedger;
   context: number;
   done: boolean;
   threadId: number;
@@ -104,6 +108,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     };
     Comlink.expose(rpc, nodeEndpoint(port1));
     const heartbeat = new SharedArrayBuffer(8);
+    const ledger = FenceLedger.create();
     const model = s.devices[name]?.model ?? '';
     const init: DeviceWorkerInit = {
       ...(entry.module ? { module: entry.module } : {}),
@@ -124,6 +129,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       mappingSab: service.mappingWords.buffer as SharedArrayBuffer,
       ports: Object.fromEntries([...(ports.get(name) ?? new Map()).entries()].map(([p, r]) => [p, r.sab])),
       heartbeat,
+      ledgerSab: ledger.sab,
       rpcPort: port2,
       timeScale,
       logLevel: options.logLevel ?? logLevel(),
@@ -138,6 +144,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       name,
       worker,
       heartbeat: new Int32Array(heartbeat),
+      ledger,
       context: init.fenceContext,
       done: false,
       threadId: worker.threadId,
@@ -198,6 +205,8 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       dmaFenceSetError(t, f, error);
       dmaFenceSignal(t, f);
     }
+    // The references its terminated worker held (frames it received, fences it created) die with it.
+    abandonLedger(t, slot.ledger, error);
     return pending;
   };
   const log = { count: events, hash: (hashXor >>> 0).toString(16).padStart(8, '0') };

@@ -1,0 +1,94 @@
+/**
+ * The fence references one device holds, in shared memory, so that whoever tears the device down can
+ * drop them — even when the device's worker was terminated mid-run (hung or crashed) and its own memory
+ * is gone.
+ *
+ * Contract:
+ * - Only the device's own thread writes the ledger, while it runs. The host reads it only after the
+ *   device is gone (its worker terminated, or its body returned on the sim host), so no lock is needed;
+ *   the host reads with Atomics loads anyway, because `worker.terminate()` resolving is the only order
+ *   between the two threads.
+ * - An entry is a fence handle with how many references the device holds on it and whether the device
+ *   created it (then it owes the fence a signal as well as a put).
+ * - At most FENCE_LEDGER_ENTRIES_MAX distinct fences at once; one more is an error for the device (a
+ *   model that keeps every fence it ever saw is leaking them).
+ */
+import { assert } from '../kernel/assert.js';
+
+export const FENCE_LEDGER_ENTRIES_MAX = 4096;
+
+/** Per entry: the handle (Float64: handles exceed 2^31), references held, owner flag. */
+export class FenceLedger {
+  readonly sab: SharedArrayBuffer;
+  private readonly handles: Float64Array;
+  /** [refs, own] per entry. */
+  private readonly words: Int32Array;
+  /** This thread's index of live entries (the writer's; the reader scans). */
+  private readonly index = new Map<number, number>();
+  private readonly free: number[] = [];
+  private used = 0;
+
+  private constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.handles = new Float64Array(sab, 0, FENCE_LEDGER_ENTRIES_MAX);
+    this.words = new Int32Array(sab, FENCE_LEDGER_ENTRIES_MAX * 8, FENCE_LEDGER_ENTRIES_MAX * 2);
+  }
+
+  static create(): FenceLedger {
+    return new FenceLedger(new SharedArrayBuffer(FENCE_LEDGER_ENTRIES_MAX * 16));
+  }
+  static attach(sab: SharedArrayBuffer): FenceLedger {
+    assert(sab.byteLength === FENCE_LEDGER_ENTRIES_MAX * 16, 'fence ledger of the wrong size');
+    return new FenceLedger(sab);
+  }
+
+  /** One more reference on `fence`; `own` when the device created it. False when the ledger is full. */
+  add(fence: number, own: boolean): boolean {
+    let i = this.index.get(fence);
+    if (i === undefined) {
+      i = this.free.pop() ?? this.used;
+      if (i >= FENCE_LEDGER_ENTRIES_MAX) return false;
+      if (i === this.used) this.used++;
+      this.index.set(fence, i);
+      Atomics.store(this.words, 2 * i, 0);
+      Atomics.store(this.words, 2 * i + 1, 0);
+      this.handles[i] = fence;
+    }
+    Atomics.add(this.words, 2 * i, 1);
+    if (own) Atomics.store(this.words, 2 * i + 1, 1);
+    return true;
+  }
+
+  /** One reference fewer (put, or handed on with a frame). False if the device held none. */
+  drop(fence: number): boolean {
+    const i = this.index.get(fence);
+    if (i === undefined) return false;
+    if (Atomics.sub(this.words, 2 * i, 1) === 1) {
+      Atomics.store(this.words, 2 * i + 1, 0);
+      this.handles[i] = 0;
+      this.index.delete(fence);
+      this.free.push(i);
+    }
+    return true;
+  }
+
+  /** Every fence still referenced: how many references, and whether the device created it. */
+  entries(): { fence: number; refs: number; own: boolean }[] {
+    const out: { fence: number; refs: number; own: boolean }[] = [];
+    for (let i = 0; i < FENCE_LEDGER_ENTRIES_MAX; i++) {
+      const refs = Atomics.load(this.words, 2 * i);
+      if (refs > 0)
+        out.push({ fence: this.handles[i] as number, refs, own: Atomics.load(this.words, 2 * i + 1) === 1 });
+    }
+    return out;
+  }
+
+  /** Forget everything (after the host dropped the references). */
+  clear(): void {
+    this.words.fill(0);
+    this.handles.fill(0);
+    this.index.clear();
+    this.free.length = 0;
+    this.used = 0;
+  }
+}
