@@ -8,7 +8,7 @@ import type { DmaMapping } from './dma-mapping.js';
 import type { ResvTable } from './dma-resv.js';
 import type { FdTable } from './file.js';
 import type { PhysicalMemory } from './memory.js';
-import type { Channels } from './trace.js';
+import type { Channels, WarningDetail } from './trace.js';
 
 /** The task on whose behalf the kernel is running: a process, or the kernel itself (pid 0). */
 export interface Task {
@@ -32,7 +32,7 @@ export interface KernelCore {
   /** Monotonic clock (CLOCK_MONOTONIC), nanoseconds. */
   nowNs(): number;
   /** Record a misuse the kernel survives (WARN_ON, lockdep); returns true so `if (k.warn(...))` reads. */
-  warn(rule: string, message: string, objects: Record<string, string | number>): true;
+  warn(rule: string, message: string, objects: Record<string, string | number>, detail?: WarningDetail): true;
   /** `current->files`: the running process's fd table; the kernel task has none (our bug to ask). */
   currentFiles(): FdTable;
 }

@@ -33,7 +33,7 @@ import { type Arena, PhysicalMemory } from './memory.js';
 import { BuddyAllocator } from './page-alloc.js';
 import { Process, type ProcessOptions } from './process.js';
 import { SW_SYNC_PATH, swSyncOpen } from './sw-sync.js';
-import { Channels, type Warning } from './trace.js';
+import { Channels, type Warning, type WarningDetail } from './trace.js';
 import { O_CLOEXEC, PAGE_SIZE } from './uapi.js';
 import { devNullInode, type Inode, seqFileInode, Vfs } from './vfs.js';
 import { VGEM_DEVICE_PATH, Vgem } from './vgem.js';
@@ -258,9 +258,10 @@ export class Kernel implements KernelCore {
     assert(proc !== undefined, `task ${this.currentTask.comm} has no fd table`);
     return proc.files;
   }
-  warn(rule: string, message: string, objects: Record<string, string | number>): true {
+  warn(rule: string, message: string, objects: Record<string, string | number>, detail?: WarningDetail): true {
     this.warningCount++;
     const w: Warning = { rule, message, timeNs: this.clockNs(), pid: this.currentTask.pid, objects };
+    if (detail !== undefined) w.detail = detail;
     if (this.warnings.length < limits.warningsKeptMax) this.warnings.push(w);
     this.channels.publish('kernel:warn', w);
     return true;

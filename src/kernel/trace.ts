@@ -52,6 +52,32 @@ export interface SignalEvent {
   reason: string;
 }
 /** A misuse the kernel survives (a WARN, a lockdep splat): data, not a crash. */
+/** One side of a two-sided report (a race's current and previous access, say). */
+export interface WarningSide {
+  device: string;
+  /** The operation: 'read', 'write', 'fill', 'checksum', 'cpu-write', ... */
+  op: string;
+  /** The device's job (the seqno of its latest fence then), or -1. */
+  job: number;
+  buffer: number;
+  /** Byte range [lo, hi) of the buffer. */
+  range: [number, number];
+  timeNs: number;
+  /** The fences this side had waited on last, as 'timeline#seqno'. */
+  waited: string[];
+}
+
+/** What a detector knows beyond the one-line message. */
+export interface WarningDetail {
+  /** Where it happened, stable across seeds and schedules (the dedupe key, with rule and device). */
+  site?: string;
+  sides?: WarningSide[];
+  /** The missing happens-before edge, in words. */
+  missingEdge?: string;
+  /** How to fix it. */
+  hint?: string;
+}
+
 export interface Warning {
   /** Stable rule id, e.g. `lockdep-assert-held`, `dmabuf-release-with-attachments`. */
   rule: string;
@@ -60,6 +86,7 @@ export interface Warning {
   pid: number;
   /** Objects involved, by kind: `{ ino: 3, device: 'vgem' }`. */
   objects: Record<string, string | number>;
+  detail?: WarningDetail;
 }
 
 export interface KernelChannels {

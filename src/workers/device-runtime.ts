@@ -9,6 +9,8 @@
  * so the same checkers run on both hosts.
  */
 
+import { HbClock, type HbRace, type HbShared } from '../detect/hb.js';
+import { describeRace } from '../detect/race-report.js';
 import { Checksum, checksumBytes, fillBytes } from '../devices/checksum.js';
 import type { AttachmentRef, BufferRef, CpuMapping, DeviceContext, Frame, Mapping } from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
@@ -35,6 +37,7 @@ import {
 } from '../kernel/dma-resv.js';
 import { EINVAL, EMFILE, errnoName, isErr } from '../kernel/errno.js';
 import type { Arena } from '../kernel/memory.js';
+import type { WarningDetail } from '../kernel/trace.js';
 import { PAGE_SIZE } from '../kernel/uapi.js';
 import { MAP_DEAD, MAP_INVALIDATED, type MappingInfo, mappingState } from './device-service.js';
 import { FENCE_LEDGER_ENTRIES_MAX, type FenceLedger } from './fence-ledger.js';
@@ -76,7 +79,7 @@ export interface ControlPlane {
   cpuAccess(id: number, begin: boolean, dir: number): Promise<number>;
   bufferRef(id: number): Promise<BufferRef | number>;
   resvIndexOf(id: number): Promise<number>;
-  misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
+  misuse(rule: string, message: string, objects?: Record<string, string | number>, detail?: WarningDetail): void;
 }
 
 export interface RuntimeShared {
@@ -90,6 +93,8 @@ export interface RuntimeShared {
   ports: ReadonlyMap<string, LinkRing>;
   /** The device's fence references (FenceLedger.create() on the sim host; the host's SAB in a worker). */
   ledger: FenceLedger;
+  /** The happens-before race detector's shared state, or null when detection is off. */
+  hb: HbShared | null;
 }
 
 /**
@@ -161,6 +166,15 @@ export class DeviceRuntime implements DeviceContext {
    * the ones received with frames (a put) — in shared memory, so a host can drop them after killing it.
    */
   private readonly ledger: FenceLedger;
+  /** This device's vector clock (null: race detection off). */
+  private readonly hb: HbClock | null;
+  /** Buffer id → its resv slot, the index of its HB shadow (filled at allocate, map and cpuMap). */
+  private readonly bufferSlots = new Map<number, number>();
+  /** Frames received but not yet acknowledged to their link: buffer id → the port it came from. */
+  private readonly unacked = new Map<number, string>();
+  /** The last fence this device waited for: its timeline's device index + 1 (0: none) and seqno. */
+  private waitedDevice = 0;
+  private waitedSeqno = 0;
 
   constructor(opts: {
     name: string;
@@ -186,6 +200,7 @@ export class DeviceRuntime implements DeviceContext {
     this.record = opts.record;
     this.context = opts.fenceContext;
     this.ledger = opts.shared.ledger;
+    this.hb = opts.shared.hb === null ? null : new HbClock(opts.shared.hb, opts.index);
   }
 
   private ev(op: Op, a = 0, b = 0, c = 0): void {
@@ -213,6 +228,8 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('allocate');
     const r = this.must(`allocate ${sizeBytes} bytes from ${heap}`, await this.cp.allocate(heap, sizeBytes));
     this.ev('allocate', r.id, sizeBytes);
+    // A new buffer may reuse a freed buffer's resv slot: its shadow starts empty (nobody else knows it yet).
+    if (this.hb !== null) this.hb.bufferCreated(await this.slotOf(r.id), r.sizeBytes);
     return r;
   }
   async release(buf: BufferRef): Promise<void> {
@@ -236,6 +253,7 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('map');
     const info = this.must(`map attachment ${att.id}`, await this.cp.map(att.id, dir));
     this.mappings.set(info.id, info);
+    if (this.hb !== null) await this.slotOf(info.bufferId);
     this.ev('map', att.id, info.id);
     return { id: info.id, attachmentId: att.id, bufferId: info.bufferId, sizeBytes: info.sizeBytes };
   }
@@ -265,6 +283,7 @@ export class DeviceRuntime implements DeviceContext {
     const v = this.must(`CPU-map buffer ${buf.id}`, await this.cp.cpuPages(buf.id));
     const id = this.nextCpuMap++;
     this.cpuMaps.set(id, { buf, runs: v.runs, cached: v.cached });
+    if (this.hb !== null) await this.slotOf(buf.id);
     this.ev('cpu-map', buf.id, id);
     return { id, buffer: buf };
   }
@@ -304,6 +323,7 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('cpu-write');
     this.ev('cpu-write', cm.buffer.id, offset, data.length);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
+    this.check(cm.buffer.id, offset, data.length, true, 'cpu-write');
     this.cpuWalk(cm, offset, data.length, (phys, at, n) => {
       if (cached) this.shared.cache.write(phys, data.subarray(at, at + n));
       else this.physView(phys, n).set(data.subarray(at, at + n));
@@ -321,6 +341,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('cpu-read', cm.buffer.id, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
+    this.check(cm.buffer.id, offset, lengthBytes, false, 'cpu-read');
     this.cpuWalk(cm, offset, lengthBytes, (phys, at, n) => {
       if (cached) this.shared.cache.read(phys, out.subarray(at, at + n));
       else out.set(this.physView(phys, n), at);
@@ -411,6 +432,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('write', m.bufferId, offset, data.length);
     const spans = this.spans(m, offset, data.length, true);
     if (spans === null) return;
+    this.check(m.bufferId, offset, data.length, true, 'write');
     let at = 0;
     for (const s of spans) {
       s.set(data.subarray(at, at + s.length));
@@ -422,6 +444,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('fill', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, true);
     if (spans === null) return;
+    this.check(m.bufferId, offset, lengthBytes, true, 'fill');
     for (const s of spans) fillBytes(s, value);
   }
   async read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
@@ -430,6 +453,7 @@ export class DeviceRuntime implements DeviceContext {
     const out = new Uint8Array(lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
     if (spans === null) return out;
+    this.check(m.bufferId, offset, lengthBytes, false, 'read');
     let at = 0;
     for (const s of spans) {
       out.set(s, at);
@@ -442,6 +466,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('checksum', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
     if (spans === null) return 0;
+    this.check(m.bufferId, offset, lengthBytes, false, 'checksum');
     const c = new Checksum();
     for (const s of spans) c.update(s);
     return c.digest();
@@ -452,6 +477,8 @@ export class DeviceRuntime implements DeviceContext {
     const from = this.spans(src, srcOffset, lengthBytes, false);
     const to = this.spans(dst, dstOffset, lengthBytes, true);
     if (from === null || to === null) return;
+    this.check(src.bufferId, srcOffset, lengthBytes, false, 'copy');
+    this.check(dst.bufferId, dstOffset, lengthBytes, true, 'copy');
     // Walk both scatter lists at once: each piece is the overlap of the current source and target span.
     let i = 0;
     let j = 0;
@@ -483,6 +510,7 @@ export class DeviceRuntime implements DeviceContext {
     this.seqno++;
     const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
     this.hold(f, true);
+    this.hb?.fenceCreated(t.slotIndexOf(f));
     this.ev('fence', this.context, this.seqno);
     return f;
   }
@@ -490,6 +518,10 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('signal');
     const t = this.shared.fences;
     if (error !== undefined) dmaFenceSetError(t, fence, error);
+    // Release: everything this device did so far happens-before whatever a waiter does after the fence.
+    if (this.hb !== null && t.isLive(fence) && dmaFenceGetStatus(t, fence) === 0) {
+      this.hb.releaseToFence(t.slotIndexOf(fence));
+    }
     const r = dmaFenceSignal(t, fence);
     this.ev('signal', t.contextOf(fence), t.seqnoOf(fence));
     if (r === -EINVAL && t.isLive(fence)) {
@@ -504,6 +536,7 @@ export class DeviceRuntime implements DeviceContext {
     const t = this.shared.fences;
     this.ev('wait', t.contextOf(fence), t.seqnoOf(fence));
     const r = await this.block.waitFence(t, fence, timeoutNs);
+    if (r > 0) this.acquired(fence);
     this.ev('waited', t.contextOf(fence), t.seqnoOf(fence), r);
     return r;
   }
@@ -533,6 +566,47 @@ export class DeviceRuntime implements DeviceContext {
     }
   }
 
+  // --- happens-before ---
+  /** The buffer's resv slot (its HB shadow index), fetched once. */
+  private async slotOf(bufferId: number): Promise<number> {
+    let slot = this.bufferSlots.get(bufferId);
+    if (slot === undefined) {
+      slot = this.must(`resv of buffer ${bufferId}`, await this.cp.resvIndexOf(bufferId));
+      this.bufferSlots.set(bufferId, slot);
+    }
+    return slot;
+  }
+
+  /** A wait saw `fence` signalled: acquire its clock (device fences only: only they carry one). */
+  private acquired(fence: number): void {
+    const t = this.shared.fences;
+    if (!t.isLive(fence) || t.opsIdOf(fence) !== deviceFenceOps) return;
+    this.waitedDevice = t.auxOf(fence) + 1;
+    this.waitedSeqno = t.seqnoOf(fence);
+    this.hb?.acquireFence(t.slotIndexOf(fence));
+  }
+
+  /** Check an access of bytes [offset, offset+length) of a buffer against every other device's. */
+  private check(bufferId: number, offset: number, lengthBytes: number, write: boolean, op: Op): void {
+    const hb = this.hb;
+    if (hb === null || lengthBytes <= 0) return;
+    const slot = this.bufferSlots.get(bufferId);
+    assert(slot !== undefined, `${this.name} accessed buffer ${bufferId} without mapping it`);
+    const races = hb.access(slot, offset, offset + lengthBytes, write, {
+      op: OP_CODES.get(op) ?? 0,
+      job: this.seqno,
+      timeNs: this.block.nowNs(),
+      waitedCtx: this.waitedDevice,
+      waitedSeqno: this.waitedSeqno,
+    });
+    for (const race of races) this.reportRace(bufferId, race);
+  }
+
+  private reportRace(bufferId: number, race: HbRace): void {
+    const r = describeRace(race, bufferId, (tid) => deviceNames[tid] ?? `device${tid}`);
+    this.cp.misuse(r.rule, r.message, r.objects, r.detail);
+  }
+
   // --- resv ---
   private async resv(buf: BufferRef): Promise<DmaResv> {
     let r = this.resvCache.get(buf.id);
@@ -548,24 +622,37 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('resv');
     let ret = dmaResvLock(obj, null);
     if (ret) return ret;
+    this.hb?.acquireResv(obj.index);
     try {
       ret = dmaResvReserveFences(obj, 1);
       if (!ret) ret = dmaResvAddFence(obj, fence, usage);
     } finally {
+      this.hb?.releaseResv(obj.index);
       dmaResvUnlock(obj);
     }
     this.ev('resv-add', buf.id, usage);
+    // Its fence on a received frame's buffer is published: the producer may now recycle the buffer.
+    const port = this.unacked.get(buf.id);
+    if (port !== undefined) {
+      this.unacked.delete(buf.id);
+      this.port(port).ack();
+    }
     return ret;
   }
   async waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
     const obj = await this.resv(buf);
     this.ev('resv-wait', buf.id, usage);
-    const fences = dmaResvGetFences(obj, usage);
+    // Fences already signalled are not waited for, but seeing them signalled orders us after them too.
+    const fences = dmaResvGetFences(obj, usage, this.hb === null ? undefined : (f) => this.acquired(f));
     // In the ledger while waiting: a worker killed in this wait (a hang) must not leak them.
     for (const e of fences) this.hold(e.fence, false);
     let left = 1;
     try {
-      for (const e of fences) if (left > 0) left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
+      for (const e of fences) {
+        if (left <= 0) break;
+        left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
+        if (left > 0) this.acquired(e.fence);
+      }
     } finally {
       // A wait can end by a hang or a crash: the references taken for it are dropped either way.
       for (const e of fences) {
@@ -594,6 +681,13 @@ export class DeviceRuntime implements DeviceContext {
     });
   }
   async recv(port: string): Promise<Frame | null> {
+    // Frames from this port it never fenced: it moved on, so it will not (a consumer that reads without
+    // fencing is the detector's business, not the link's).
+    for (const [id, p] of this.unacked) {
+      if (p !== port) continue;
+      this.unacked.delete(id);
+      this.port(p).ack();
+    }
     const d = await this.block.pop(this.port(port));
     if (d === null) {
       this.ev('recv', -1);
@@ -605,6 +699,8 @@ export class DeviceRuntime implements DeviceContext {
       this.bufferRefs.set(d.bufferId, buffer);
     }
     if (d.fence) this.hold(d.fence, false);
+    if (this.unacked.has(d.bufferId)) this.port(this.unacked.get(d.bufferId) as string).ack();
+    this.unacked.set(d.bufferId, port);
     this.ev('recv', d.seq, d.bufferId);
     return { seq: d.seq, buffer, fence: d.fence, flags: d.flags };
   }

@@ -30,6 +30,7 @@ import { vramEvict } from '../kernel/heaps/vram-heap.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/kernel-core.js';
 import type { PageRun } from '../kernel/memory.js';
+import type { WarningDetail } from '../kernel/trace.js';
 
 /** Live mappings across all devices of a run. */
 export const MAPPINGS_MAX = 4096;
@@ -43,6 +44,10 @@ export const BUFFERS_PER_RUN_MAX = 4096;
  */
 export const MAP_FREE = 0;
 export const MAP_LIVE = 1;
+/** Distinct (rule, device, site) triples a run records; more are counted under OVERFLOW_KEY. */
+export const MISUSE_SITES_MAX = 4096;
+const OVERFLOW_KEY = 'misuse-sites-overflow|-|';
+
 /** The exporter moved the buffer (move_notify): reads still reach the old pages, writes are misuse. */
 export const MAP_INVALIDATED = 2;
 export const MAP_DEAD = 3;
@@ -111,13 +116,37 @@ export class DeviceService {
     return d;
   }
 
-  /** A device's misuse, as a kernel warning naming the device. */
-  misuse(device: string, rule: string, message: string, objects: Record<string, string | number> = {}): void {
+  /**
+   * A device's misuse, as a kernel warning naming the device. Deduplicated per site: the first
+   * occurrence of (rule, device, site) is the warning; later ones only count (`occurrences`), so a bug
+   * that fires every frame is one finding, and the kernel's bounded warning list keeps room for others.
+   */
+  misuse(
+    device: string,
+    rule: string,
+    message: string,
+    objects: Record<string, string | number> = {},
+    detail?: WarningDetail,
+  ): void {
+    const key = `${rule}|${device}|${detail?.site ?? ''}`;
+    const seen = this.occurrences.get(key);
+    if (seen !== undefined) {
+      this.occurrences.set(key, seen + 1);
+      return;
+    }
+    if (this.occurrences.size >= MISUSE_SITES_MAX) {
+      this.occurrences.set(OVERFLOW_KEY, (this.occurrences.get(OVERFLOW_KEY) ?? 0) + 1);
+      return;
+    }
+    this.occurrences.set(key, 1);
     const d = this.devices.get(device);
-    const run = () => this.kernel.warn(rule, `${device}: ${message}`, { device, ...objects });
+    const run = () => this.kernel.warn(rule, `${device}: ${message}`, { device, ...objects }, detail);
     if (d) this.kernel.runAs(d.task, run);
     else run();
   }
+
+  /** How many times (rule, device, site) fired; `misuse-sites-overflow|-|` counts what no longer fit. */
+  readonly occurrences = new Map<string, number>();
 
   bufferRef(id: number): BufferRef | Errno {
     const b = this.buffers.get(id);

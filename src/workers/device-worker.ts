@@ -7,6 +7,7 @@
 import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { HbShared } from '../detect/hb.js';
 import { CpuCache } from '../kernel/cpu-cache.js';
 import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
 import { ResvTable } from '../kernel/dma-resv.js';
@@ -82,7 +83,7 @@ const runtime = new DeviceRuntime({
     cpuAccess: (id, begin, dir) => rpc.cpuAccess(id, begin, dir),
     bufferRef: (id) => rpc.bufferRef(id),
     resvIndexOf: (id) => rpc.resvIndexOf(id),
-    misuse: (rule, message, objects) => void rpc.misuse(rule, message, objects),
+    misuse: (rule, message, objects, detail) => void rpc.misuse(rule, message, objects, detail),
   },
   shared: {
     arenas,
@@ -91,6 +92,7 @@ const runtime = new DeviceRuntime({
     cache: CpuCache.attach(init.cacheSab, physView),
     mappingWords: new Int32Array(init.mappingSab),
     ledger: FenceLedger.attach(init.ledgerSab),
+    hb: init.hbSab === null ? null : HbShared.attach(init.hbSab),
     ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
   },
   // This worker's own synchronous destination: its lines never interleave with another thread's.

@@ -6,6 +6,7 @@
  * Layout (Int32 words, then Float64 slots):
  *   HEAD   items written (producer only)      TAIL   items read (consumer only)
  *   CLOSED producer finished (end of stream)   WAITERS sleepers on HEAD or TAIL
+ *   ACKED  items the consumer acknowledged (consumer only; ACKED ≤ TAIL)
  *   slot i: [seq, bufferId, flags, spare] Int32 and [fence] Float64
  * The producer writes a slot, then publishes it with Atomics.store(HEAD); the consumer reads HEAD, then
  * the slot. A store-then-load pair on HEAD/TAIL orders the plain slot writes for the other side.
@@ -13,6 +14,14 @@
  * wait(EVENTS, seen)" against "change state; add EVENTS; if WAITERS notify". Waiting on HEAD or TAIL
  * instead would miss a close (it changes neither: a consumer that checked just before it would sleep on).
  * The total-order argument is the fence table's, so neither side sleeps through a hand-off or a close.
+ *
+ * Why ACKED, and why room is counted from it rather than from TAIL: a consumer publishes its READ fence
+ * on a frame's buffer only after it has popped the frame, so between the pop and that fence the producer
+ * could recycle the buffer without waiting for the reader — a real write-after-read race the
+ * happens-before detector reports. A slot is free only once the consumer has acknowledged its frame
+ * (published its fences, or moved on), the way a V4L2 buffer or a wl_buffer comes back to its producer.
+ * A producer whose pool holds more buffers than the link holds frames then never reuses a buffer whose
+ * reader has not yet fenced it.
  */
 import { assert } from '../kernel/assert.js';
 
@@ -22,6 +31,7 @@ const CLOSED = 2;
 const WAITERS = 3;
 const CAPACITY = 4;
 const EVENTS = 5;
+const ACKED = 6;
 const HEADER = 8;
 const SLOT_INTS = 4;
 
@@ -69,8 +79,9 @@ export class LinkRing {
   get closed(): boolean {
     return Atomics.load(this.w, CLOSED) !== 0;
   }
+  /** Room for one more frame: fewer than `capacity` frames are not yet acknowledged. */
   canPush(): boolean {
-    return this.length < this.capacity;
+    return Atomics.load(this.w, HEAD) - Atomics.load(this.w, ACKED) < this.capacity;
   }
   /** Something to read, or the stream is over. */
   canPop(): boolean {
@@ -81,7 +92,7 @@ export class LinkRing {
   tryPush(d: FrameDescriptor): boolean {
     assert(!this.closed, 'push on a closed link');
     const head = Atomics.load(this.w, HEAD);
-    if (head - Atomics.load(this.w, TAIL) >= this.capacity) return false;
+    if (head - Atomics.load(this.w, ACKED) >= this.capacity) return false;
     const slot = head % this.capacity;
     const b = HEADER + slot * SLOT_INTS;
     this.w[b] = d.seq;
@@ -108,6 +119,14 @@ export class LinkRing {
     Atomics.store(this.w, TAIL, tail + 1);
     this.wake();
     return d;
+  }
+
+  /** The consumer is done with the oldest popped frame's hand-off (its fences are published). */
+  ack(): void {
+    const acked = Atomics.load(this.w, ACKED);
+    assert(acked < Atomics.load(this.w, TAIL), 'ack of a frame that was never popped');
+    Atomics.store(this.w, ACKED, acked + 1);
+    this.wake();
   }
 
   close(): void {

@@ -11,8 +11,10 @@
  * - `ToWorker` / `ToKernel` are the plain messages outside comlink: move_notify to a device, the
  *   device's final result or crash to the kernel.
  */
+
 import type { MessagePort } from 'node:worker_threads';
 import type { AttachmentRef, BufferRef, DeviceResult } from '../devices/device.js';
+import type { WarningDetail } from '../kernel/trace.js';
 import type { MappingInfo } from './device-service.js';
 
 export interface ArenaInit {
@@ -46,6 +48,8 @@ export interface DeviceWorkerInit {
   heartbeat: SharedArrayBuffer;
   /** The device's FenceLedger: the host drops its references if the worker dies. */
   ledgerSab: SharedArrayBuffer;
+  /** The happens-before detector's shared state (HbShared), or null when detection is off. */
+  hbSab: SharedArrayBuffer | null;
   rpcPort: MessagePort;
   /** Real seconds per simulated second of `busy` (0: run flat out, for throughput). */
   timeScale: number;
@@ -106,7 +110,7 @@ export interface KernelRpc {
   cpuAccess(id: number, begin: boolean, dir: number): number;
   bufferRef(id: number): BufferRef | number;
   resvIndexOf(id: number): number;
-  misuse(rule: string, message: string, objects?: Record<string, string | number>): void;
+  misuse(rule: string, message: string, objects?: Record<string, string | number>, detail?: WarningDetail): void;
   /** Only when the caller of runScenario asked for device logs (`RunOptions.log`). */
   log(message: string, fields?: Record<string, unknown>): void;
 }

@@ -8,6 +8,7 @@
  * scenario's expectations, and whether anything leaked. Its `eventHash` fingerprints the whole event log:
  * the same seed on the sim host gives the same hash.
  */
+import { HbShared } from '../detect/hb.js';
 import type { DeviceResult } from '../devices/device.js';
 import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
@@ -36,6 +37,8 @@ export interface RunOptions {
   watchdogMs?: number;
   /** Worker host: real seconds per simulated second of device `busy` time (0 runs flat out). */
   timeScale?: number;
+  /** Happens-before race detection on buffer memory (default on; off only to measure its cost). */
+  detect?: boolean;
 }
 
 /** One side of a two-sided finding (a race's current and previous access, say). */
@@ -129,7 +132,7 @@ export function directControl(service: DeviceService, device: string): ControlPl
     evict: async (id) => service.evict(device, id),
     bufferRef: async (id) => service.bufferRef(id),
     resvIndexOf: async (id) => service.resvIndexOf(id),
-    misuse: (rule, message, objects) => service.misuse(device, rule, message, objects),
+    misuse: (rule, message, objects, detail) => service.misuse(device, rule, message, objects, detail),
     cpuPages: async (id) => service.cpuPages(device, id),
     cpuAccess: async (id, begin, dir) => service.cpuAccess(device, id, begin, dir as 0 | 1 | 2),
   };
@@ -160,6 +163,12 @@ export function failDevice(
     const ring = ports.get(name)?.get(port);
     if (ring && !ring.closed) ring.close();
   }
+}
+
+/** The race detector's shared state for a run, sized by the kernel's tables (null: detection off). */
+export function createDetector(kernel: Kernel, options: RunOptions): HbShared | null {
+  if (options.detect === false) return null;
+  return HbShared.create({ fenceSlots: kernel.fences.capacity, resvSlots: kernel.resvs.capacity });
 }
 
 /** The shared-table sizes a scenario's kernel gets. */
@@ -205,6 +214,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const kernel = new Kernel({ memory: s.kernel, tables: scenarioTables(s), clockNs: () => sched.clockNs });
   const names = Object.keys(s.devices);
   setDeviceNames(names);
+  const hb = createDetector(kernel, options);
   const runtimes = new Map<string, DeviceRuntime>();
   const service = new Service(kernel, {
     moveNotify: (device, att) => runtimes.get(device)?.deliverMoveNotify(att),
@@ -235,6 +245,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
           mappingWords: service.mappingWords,
           ports: ports.get(name) ?? new Map(),
           ledger: FenceLedger.create(),
+          hb,
         },
         log: (m, f) => options.log?.(name, m, f),
         record: (t, op, a, b, c) => log.add(i, t, op, a, b, c),
@@ -305,6 +316,31 @@ export function contentChecks(
   return out;
 }
 
+/**
+ * One finding per site: the first occurrence, with `count` the number folded into it. `dropped` warnings
+ * did not fit the kernel's bounded list: they are reported as one finding so that nothing is lost silently.
+ */
+export function dedupeFindings(all: Finding[], dropped = 0): Finding[] {
+  const byKey = new Map<string, Finding>();
+  for (const f of all) {
+    const k = findingKey(f);
+    const seen = byKey.get(k);
+    if (seen === undefined) byKey.set(k, f);
+    else seen.count = (seen.count ?? 1) + (f.count ?? 1);
+  }
+  const out = [...byKey.values()];
+  if (dropped > 0) {
+    out.push({
+      rule: 'findings-dropped',
+      message: `${dropped} further warnings did not fit the kernel's warning list (raise limits.warningsKeptMax)`,
+      device: null,
+      timeNs: 0,
+      objects: { dropped },
+    });
+  }
+  return out;
+}
+
 /** Tear every device down, collect findings and leaks: shared by both hosts. */
 export function finish(
   s: Scenario,
@@ -344,16 +380,25 @@ export function finish(
     service.teardown(name);
   }
   extra.push(...contentChecks(s, results, durationNs));
-  const findings: Finding[] = [
-    ...kernel.warnings.map((w) => ({
-      rule: w.rule,
-      message: w.message,
-      device: typeof w.objects.device === 'string' ? w.objects.device : null,
-      timeNs: w.timeNs,
-      objects: w.objects,
-    })),
-    ...extra,
-  ];
+  const findings = dedupeFindings(
+    [
+      ...kernel.warnings.map((w): Finding => {
+        const f: Finding = {
+          rule: w.rule,
+          message: w.message,
+          device: typeof w.objects.device === 'string' ? w.objects.device : null,
+          timeNs: w.timeNs,
+          objects: w.objects,
+          ...w.detail,
+        };
+        const n = service.occurrences.get(findingKey(f));
+        if (n !== undefined && n > 1) f.count = n;
+        return f;
+      }),
+      ...extra,
+    ],
+    kernel.warningCount - kernel.warnings.length,
+  );
   let pages = 0;
   for (const u of kernel.memoryUsage()) pages += u.totalPages - u.freePages;
   const { unexpected, missing } = compareFindings(s, findings);

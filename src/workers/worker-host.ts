@@ -26,6 +26,7 @@ import { logLevel } from './log.js';
 import { type DeviceWorkerInit, type KernelRpc, OPS, type ToKernel, type ToWorker } from './protocol.js';
 import {
   buildPorts,
+  createDetector,
   deviceSeed,
   type Finding,
   failDevice,
@@ -67,6 +68,7 @@ interface DeviceSlot {
 export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Report> {
   const started = process.hrtime.bigint();
   const kernel = new Kernel({ memory: s.kernel, tables: scenarioTables(s) });
+  const hb = createDetector(kernel, options);
   const names = Object.keys(s.devices);
   const slots = new Map<string, DeviceSlot>();
   const service = new DeviceService(kernel, {
@@ -101,7 +103,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       evict: (id) => service.evict(name, id),
       bufferRef: (id) => service.bufferRef(id),
       resvIndexOf: (id) => service.resvIndexOf(id),
-      misuse: (rule, message, objects) => service.misuse(name, rule, message, objects),
+      misuse: (rule, message, objects, detail) => service.misuse(name, rule, message, objects, detail),
       log: (message, fields) => options.log?.(name, message, fields),
       cpuPages: (id) => service.cpuPages(name, id),
       cpuAccess: (id, begin, dir) => service.cpuAccess(name, id, begin, dir as 0 | 1 | 2),
@@ -130,6 +132,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       ports: Object.fromEntries([...(ports.get(name) ?? new Map()).entries()].map(([p, r]) => [p, r.sab])),
       heartbeat,
       ledgerSab: ledger.sab,
+      hbSab: hb?.sab ?? null,
       rpcPort: port2,
       timeScale,
       logLevel: options.logLevel ?? logLevel(),

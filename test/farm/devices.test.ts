@@ -254,7 +254,9 @@ describe('gpu: injected bugs', () => {
 
   it('skipFenceWait: the GPU reads half-decoded frames → content-mismatch on the decoder link', async () => {
     const r = await run(decoderGpuScenario({ skipFenceWait: true }));
-    expect(rules(r)).toEqual(['content-mismatch']);
+    // The bytes were wrong (content) and the race is flagged: the GPU's read and the decoder's write
+    // were unordered (seen as WAR: the read came first, then the decoder wrote under it).
+    expect(rules(r)).toEqual(['content-mismatch', 'dmabuf-hazard-war']);
     const f = r.findings.find((x) => x.rule === 'content-mismatch');
     expect(f?.objects).toMatchObject({ producer: 'dec0', consumer: 'gpu0', frames: 4 });
   });
@@ -327,8 +329,9 @@ describe('video decoder', () => {
     const clean = await run(playbackScenario(slow, { refreshHz: 1000 }));
     expectClean(clean);
     const r = await run(playbackScenario({ ...slow, bugs: { signalBeforeWrite: true } }, { refreshHz: 1000 }));
-    expect(rules(r)).toEqual(['content-mismatch']);
-    expect(r.findings[0]?.objects).toMatchObject({ producer: 'dec0', consumer: 'disp0', frames: 6 });
+    expect(rules(r)).toEqual(['content-mismatch', 'dmabuf-hazard-war']);
+    const mismatch = r.findings.find((f) => f.rule === 'content-mismatch');
+    expect(mismatch?.objects).toMatchObject({ producer: 'dec0', consumer: 'disp0', frames: 6 });
   });
 });
 
