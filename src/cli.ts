@@ -4,10 +4,21 @@
  * scenario's expectations), 2 bad input (arguments, scenario files), 127 a dmafarm bug.
  * The first line of every run is its seed; every finding comes with the command that replays it.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { KernelBug } from './kernel/assert.js';
 import { Kernel } from './kernel/kernel.js';
+import {
+  ExploreInputError,
+  type ExploreResult,
+  explore,
+  exploreExitCode,
+  formatExploreResult,
+  mergeResults,
+  parseResult,
+  parseShard,
+} from './workers/explore.js';
 import { runKernelDemo } from './workers/kernel-demo.js';
 import { createLogger, type Logger } from './workers/log.js';
 import { freshSeed } from './workers/prng.js';
@@ -15,6 +26,7 @@ import type { HostKind, Report } from './workers/run-scenario.js';
 import { runScenario } from './workers/run-scenario.js';
 import { ScenarioError } from './workers/scenario.js';
 import { builtinScenarioNames, loadScenario } from './workers/scenario-loader.js';
+import { parseScheduleSpec, type ScheduleSpec, ScheduleSpecError } from './workers/schedule-policy.js';
 
 /** Bad input: the message names what was wrong; the process exits 2. */
 class UsageError extends Error {}
@@ -39,7 +51,10 @@ function formatReport(r: Report, wallMs: number, typed: string): string {
   const leaked = r.leaks.pages + r.leaks.buffers + r.leaks.fences;
   if (leaked > 0) lines.push(`    leaked after teardown: ${JSON.stringify(r.leaks)}`);
   // Replay with what the user typed (a file path stays a path), the seed and the deterministic host.
-  if (r.findings.length > 0 || !r.ok) lines.push(`    replay: dmafarm run ${typed} --seed ${r.seed} --host sim`);
+  const schedule = r.schedule !== undefined && r.schedule !== 'random' ? ` --schedule ${r.schedule}` : '';
+  if (r.findings.length > 0 || !r.ok) {
+    lines.push(`    replay: dmafarm run ${typed} --seed ${r.seed} --host sim${schedule}`);
+  }
   return lines.join('\n');
 }
 
@@ -49,6 +64,7 @@ async function runCommand(argv: {
   host: HostKind;
   frames: number | undefined;
   json: boolean;
+  schedule?: ScheduleSpec | undefined;
 }): Promise<number> {
   const names = argv.scenarios.length > 0 ? argv.scenarios : await builtinScenarioNames();
   const scenarios = [];
@@ -74,6 +90,7 @@ async function runCommand(argv: {
       seed,
       host: argv.host,
       ...(argv.frames === undefined ? {} : { frames: argv.frames }),
+      ...(argv.schedule === undefined ? {} : { schedule: argv.schedule }),
       // On the worker host every device writes its own lines; on the sim host they come through here.
       ...(argv.host === 'sim'
         ? {
@@ -97,6 +114,122 @@ async function runCommand(argv: {
     );
   }
   return findings > 0 || failed.length > 0 ? 1 : 0;
+}
+
+/** The option's text as typed (for messages about a value yargs already turned into a number). */
+function typedValue(args: string[], option: string, parsed: unknown): string {
+  const at = args.indexOf(option);
+  if (at >= 0 && args[at + 1] !== undefined) return args[at + 1] as string;
+  const eq = args.find((x) => x.startsWith(`${option}=`));
+  return eq !== undefined ? eq.slice(option.length + 1) : String(parsed);
+}
+
+/** A single-line progress counter on stderr, only when stderr is a terminal. */
+function progressLine(): { update: (done: number, total: number, findings: number) => void; end: () => void } {
+  if (!process.stderr.isTTY) return { update: () => {}, end: () => {} };
+  const t0 = performance.now();
+  let last = 0;
+  let shown = false;
+  return {
+    update(done, total, findings) {
+      const now = performance.now();
+      if (done < total && now - last < 100) return;
+      last = now;
+      shown = true;
+      const rate = done / Math.max(1e-3, (now - t0) / 1000);
+      process.stderr.write(
+        `\rexplore: ${done}/${total} runs (${Math.floor((100 * done) / total)}%), ` +
+          `${findings} distinct finding(s), ${rate.toFixed(0)} schedules/s\x1b[K`,
+      );
+    },
+    end() {
+      if (shown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+function writeResult(r: ExploreResult, json: boolean, out: string | undefined): void {
+  const text = `${JSON.stringify(r, null, 2)}\n`;
+  if (out !== undefined) {
+    try {
+      writeFileSync(out, text);
+    } catch (e) {
+      throw new UsageError(`--out ${out}: ${(e as Error).message}`);
+    }
+  }
+  process.stdout.write(json ? text : `${formatExploreResult(r)}\n`);
+}
+
+async function exploreCommand(
+  args: string[],
+  argv: {
+    scenario: string;
+    runs: number;
+    workers: number | undefined;
+    shard: string | undefined;
+    seedBase: number;
+    schedule: string;
+    pctSteps: number | undefined;
+    frames: number | undefined;
+    json: boolean;
+    out: string | undefined;
+  },
+): Promise<number> {
+  const num = (option: string, v: number | undefined): number | undefined => {
+    // yargs turns '--runs abc' into NaN: name the option with what was typed.
+    if (v !== undefined && !Number.isSafeInteger(v)) {
+      throw new UsageError(`${option} must be an integer, got '${typedValue(args, option, v)}'`);
+    }
+    return v;
+  };
+  const progress = progressLine();
+  let result: ExploreResult;
+  try {
+    result = await explore({
+      scenario: argv.scenario,
+      runs: num('--runs', argv.runs) as number,
+      seedBase: num('--seed-base', argv.seedBase) as number,
+      schedule: argv.schedule,
+      shard: argv.shard === undefined ? null : parseShard(argv.shard),
+      ...(num('--workers', argv.workers) === undefined ? {} : { workers: argv.workers }),
+      ...(num('--pct-steps', argv.pctSteps) === undefined ? {} : { pctSteps: argv.pctSteps }),
+      ...(num('--frames', argv.frames) === undefined ? {} : { frames: argv.frames }),
+      onProgress: progress.update,
+    });
+  } catch (e) {
+    if (e instanceof ExploreInputError || e instanceof ScheduleSpecError) throw new UsageError(e.message);
+    throw e;
+  } finally {
+    progress.end();
+  }
+  writeResult(result, argv.json, argv.out);
+  return exploreExitCode(result);
+}
+
+function mergeCommand(argv: { files: string[]; json: boolean; out: string | undefined }): number {
+  const results = argv.files.map((file) => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`merge: cannot read ${file}: ${(e as Error).message}`);
+    }
+    try {
+      return parseResult(text, file);
+    } catch (e) {
+      if (e instanceof ExploreInputError) throw new UsageError(`merge: ${e.message}`);
+      throw e;
+    }
+  });
+  let merged: ExploreResult;
+  try {
+    merged = mergeResults(results, argv.files);
+  } catch (e) {
+    if (e instanceof ExploreInputError) throw new UsageError(e.message);
+    throw e;
+  }
+  writeResult(merged, argv.json, argv.out);
+  return exploreExitCode(merged);
 }
 
 function demoCommand(argv: { seed: number | undefined; json: boolean }): number {
@@ -167,8 +300,16 @@ export async function main(args: string[]): Promise<number> {
           })
           .option('frames', { type: 'number', describe: 'override every scenario frame count' })
           .option('json', { type: 'boolean', default: false, describe: 'print the reports as JSON' })
+          .option('schedule', {
+            type: 'string',
+            describe: "sim host: 'random' (default) or 'pct:<d>' (PCT, depth 1..8; 'pct:<d>:<k>' with k steps)",
+          })
           .check((a) => {
             checkSeed(a.seed);
+            if (a.schedule !== undefined) {
+              const spec = parseScheduleSpec(String(a.schedule));
+              if (spec.kind !== 'random' && a.host !== 'sim') throw new Error('--schedule needs --host sim');
+            }
             if (a.frames !== undefined && (!Number.isInteger(a.frames) || a.frames < 0 || a.frames > 100_000)) {
               const raw = args[args.indexOf('--frames') + 1] ?? String(a.frames);
               throw new Error(`--frames must be an integer in 0..100000, got '${raw}'`);
@@ -182,7 +323,57 @@ export async function main(args: string[]): Promise<number> {
           host: a.host,
           frames: a.frames,
           json: a.json,
+          schedule: a.schedule === undefined ? undefined : parseScheduleSpec(String(a.schedule)),
         });
+      },
+    )
+    .command(
+      'explore <scenario>',
+      'Run many seeds of one scenario on the deterministic host and report each distinct finding once',
+      (y) =>
+        y
+          .positional('scenario', { type: 'string', demandOption: true, describe: 'a name or a .ts/.js file' })
+          .option('runs', { type: 'number', demandOption: true, describe: 'how many seeds (the range size)' })
+          .option('workers', { type: 'number', describe: 'worker threads (default min(2, cpus); 0 or 1: inline)' })
+          .option('shard', { type: 'string', describe: "'i/n': only the seeds whose index is i-1 mod n" })
+          .option('seed-base', { type: 'number', default: 1, describe: 'the first seed of the range' })
+          .option('schedule', {
+            type: 'string',
+            default: 'random',
+            describe: "'random', 'pct:<d>' (PCT, depth 1..8), or 'mix' (random, pct:2, pct:3 by seed)",
+          })
+          .option('pct-steps', {
+            type: 'number',
+            describe: "PCT's k, the steps of a run (default: learnt from one run)",
+          })
+          .option('frames', { type: 'number', describe: 'override the scenario frame count' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' })
+          .option('out', { type: 'string', describe: 'also write the JSON result to this file' }),
+      async (a) => {
+        code = await exploreCommand(args, {
+          scenario: String(a.scenario),
+          runs: a.runs,
+          workers: a.workers,
+          shard: a.shard,
+          seedBase: a['seed-base'],
+          schedule: a.schedule,
+          pctSteps: a['pct-steps'],
+          frames: a.frames,
+          json: a.json,
+          out: a.out,
+        });
+      },
+    )
+    .command(
+      'merge <files..>',
+      'Combine explore --json results (e.g. the shards of one sweep) into one',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, demandOption: true, describe: 'explore --json outputs' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' })
+          .option('out', { type: 'string', describe: 'also write the JSON result to this file' }),
+      async (a) => {
+        code = mergeCommand({ files: (a.files ?? []) as string[], json: a.json, out: a.out });
       },
     )
     .command('list', 'List the built-in scenarios', {}, async () => {
@@ -208,7 +399,7 @@ export async function main(args: string[]): Promise<number> {
         code = heapsCommand({ json: a.json });
       },
     )
-    .demandCommand(1, 'name a command: run, list, demo or heaps')
+    .demandCommand(1, 'name a command: run, explore, merge, list, demo or heaps')
     .fail((msg, err) => {
       if (err && !(err instanceof UsageError) && !msg) throw err;
       process.stderr.write(`dmafarm: ${msg ?? err?.message}\nTry 'dmafarm --help'.\n`);

@@ -20,6 +20,7 @@ import { LinkRing } from './link-ring.js';
 import { Prng } from './prng.js';
 import type { AnyDeviceModel, Scenario } from './scenario.js';
 import { SCENARIO_FENCES_DEFAULT, SCENARIO_RESVS_DEFAULT, withFrames } from './scenario.js';
+import { createPolicy, formatScheduleSpec, RANDOM_SCHEDULE, type ScheduleSpec } from './schedule-policy.js';
 import { HangError, type HangReport, SimScheduler, simBlocking } from './sim-host.js';
 
 export type HostKind = 'sim' | 'worker';
@@ -39,6 +40,8 @@ export interface RunOptions {
   timeScale?: number;
   /** Happens-before race detection on buffer memory (default on; off only to measure its cost). */
   detect?: boolean;
+  /** Sim host: the scheduling strategy (default random, uniform over the ready devices). */
+  schedule?: ScheduleSpec;
 }
 
 /** One side of a two-sided finding (a race's current and previous access, say). */
@@ -99,6 +102,8 @@ export interface Report {
   schedulerSteps: number;
   /** Worker host: each device's worker threadId (every device has its own thread). */
   threads?: Record<string, number>;
+  /** Sim host: the schedule spec the run used ('random', 'pct:3', ...): `--schedule` replays it. */
+  schedule?: string;
 }
 
 /** A device's own PRNG stream: a fixed function of the run seed and the device's position. */
@@ -210,7 +215,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions): Prom
 
 async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const seed = options.seed;
-  const sched = new SimScheduler(new Prng(deviceSeed(seed, 0xffff)));
+  const schedule = options.schedule ?? RANDOM_SCHEDULE;
+  const sched = new SimScheduler(new Prng(deviceSeed(seed, 0xffff)), createPolicy(schedule));
   const kernel = new Kernel({ memory: s.kernel, tables: scenarioTables(s), clockNs: () => sched.clockNs });
   const names = Object.keys(s.devices);
   setDeviceNames(names);
@@ -277,7 +283,9 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     })();
   });
   const abandon = (name: string, error: number): number => runtimes.get(name)?.abandonFences(error) ?? 0;
-  return finish(s, options, kernel, service, abandon, log, results, extra, hang, sched.clockNs, sched.steps, 'sim');
+  const { clockNs, steps } = sched;
+  const report = finish(s, options, kernel, service, abandon, log, results, extra, hang, clockNs, steps, 'sim');
+  return { ...report, schedule: formatScheduleSpec(schedule) };
 }
 
 /**

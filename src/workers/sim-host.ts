@@ -17,6 +17,7 @@ import { dmaFenceIsSignaled, type FenceHandle, type FenceTable } from '../kernel
 import type { Blocking } from './device-runtime.js';
 import type { FrameDescriptor, LinkRing } from './link-ring.js';
 import type { Prng } from './prng.js';
+import { randomPolicy, type SchedulePolicy } from './schedule-policy.js';
 
 /** Scheduler steps one run may take (a bound, like every loop here). */
 export const SIM_STEPS_MAX = 20_000_000;
@@ -49,10 +50,13 @@ export class SimScheduler {
   clockNs = 0;
   steps = 0;
   private readonly prng: Prng;
+  private readonly policy: SchedulePolicy;
   private readonly tasks = new Map<string, SimTask>();
 
-  constructor(prng: Prng) {
+  /** `policy` picks who runs at each step, drawing from `prng` (default: uniform over the ready devices). */
+  constructor(prng: Prng, policy: SchedulePolicy = randomPolicy) {
     this.prng = prng;
+    this.policy = policy;
   }
 
   /** Register a device before `run`. */
@@ -148,7 +152,7 @@ export class SimScheduler {
         for (const t of stuck) await this.resumeWith(t, new HangError(t.name, t.op));
         return report;
       }
-      const pick = ready[ready.length === 1 ? 0 : this.prng.int(0, ready.length - 1)] as SimTask;
+      const pick = ready[this.policy.pick(ready, this.prng)] as SimTask;
       this.steps++;
       await this.resumeWith(pick, null);
     }
