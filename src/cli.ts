@@ -7,6 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { formatFinding } from './detect/report-text.js';
 import { KernelBug } from './kernel/assert.js';
 import { Kernel } from './kernel/kernel.js';
 import {
@@ -31,30 +32,31 @@ import { parseScheduleSpec, type ScheduleSpec, ScheduleSpecError } from './worke
 /** Bad input: the message names what was wrong; the process exits 2. */
 class UsageError extends Error {}
 
-function formatReport(r: Report, wallMs: number, typed: string): string {
-  const frames = Object.values(r.devices)
+function formatReport(r: Report, wallMs: number, typed: string, frames: number | undefined): string {
+  const shown = Object.values(r.devices)
     .map((d) => ('frames' in d ? Number(d.frames) : 0))
     .reduce((a, b) => Math.max(a, b), 0);
   const head =
-    `${r.scenario.padEnd(24)} ${r.ok ? 'ok  ' : 'FAIL'} ${String(frames).padStart(5)} frames  ` +
+    `${r.scenario.padEnd(24)} ${r.ok ? 'ok  ' : 'FAIL'} ${String(shown).padStart(5)} frames  ` +
     `${String(r.findings.length).padStart(3)} findings  ${wallMs.toFixed(0).padStart(6)} ms`;
   const lines = [head];
-  const seen = new Set<string>();
+  // Replay with what the user typed (a file path stays a path), the seed and the deterministic host.
+  const schedule = r.schedule !== undefined && r.schedule !== 'random' ? ` --schedule ${r.schedule}` : '';
+  const repro = `dmafarm run ${typed} --seed ${r.seed} --host sim${schedule}${frames === undefined ? '' : ` --frames ${frames}`}`;
+  // Findings come deduplicated per site (with a count); two-sided ones print as a TSan-style block.
   for (const f of r.findings) {
-    const key = `${f.rule}|${f.device ?? ''}`;
-    if (seen.has(key)) continue; // one line per rule and device; the JSON report has them all
-    seen.add(key);
-    lines.push(`    ${f.rule}${f.device ? ` [${f.device}]` : ''}: ${f.message}`);
+    if (f.sides !== undefined) {
+      lines.push(...formatFinding(f, repro).map((l) => `    ${l}`));
+      continue;
+    }
+    const times = (f.count ?? 1) > 1 ? ` (${f.count} times)` : '';
+    lines.push(`    ${f.rule}${f.device ? ` [${f.device}]` : ''}: ${f.message}${times}`);
   }
   if (r.unexpected.length) lines.push(`    unexpected findings: ${r.unexpected.join(', ')}`);
   if (r.missing.length) lines.push(`    expected but not found: ${r.missing.join(', ')}`);
   const leaked = r.leaks.pages + r.leaks.buffers + r.leaks.fences;
   if (leaked > 0) lines.push(`    leaked after teardown: ${JSON.stringify(r.leaks)}`);
-  // Replay with what the user typed (a file path stays a path), the seed and the deterministic host.
-  const schedule = r.schedule !== undefined && r.schedule !== 'random' ? ` --schedule ${r.schedule}` : '';
-  if (r.findings.length > 0 || !r.ok) {
-    lines.push(`    replay: dmafarm run ${typed} --seed ${r.seed} --host sim${schedule}`);
-  }
+  if (r.findings.length > 0 || !r.ok) lines.push(`    replay: ${repro}`);
   return lines.join('\n');
 }
 
@@ -102,7 +104,8 @@ async function runCommand(argv: {
         : {}),
     });
     reports.push(report);
-    if (!argv.json) process.stdout.write(`${formatReport(report, performance.now() - t0, typed.get(s) ?? s.name)}\n`);
+    if (!argv.json)
+      process.stdout.write(`${formatReport(report, performance.now() - t0, typed.get(s) ?? s.name, argv.frames)}\n`);
   }
   const findings = reports.reduce((n, r) => n + r.findings.length, 0);
   const failed = reports.filter((r) => !r.ok);

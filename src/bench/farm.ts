@@ -3,10 +3,17 @@
  * - the 1080p camera → decoder → GPU → display pipeline on the worker host, flat out (timeScale 0):
  *   frames/s and bytes/s, as a ratio to TypedArray.set copy bandwidth (target ≥ 0.5);
  * - the deterministic host: complete runs ("schedules") per second of a 5-device, 30-frame scenario
- *   (target ≥ 200/s), the unit an exploration sweep is made of.
+ *   (target ≥ 200/s), the unit an exploration sweep is made of;
+ * - the race detector's cost on the same pipeline: time per frame and peak RSS with detection on ÷ off
+ *   (targets ≤ 1.5× and ≤ 1.25×), runs alternated so drift hits both alike;
+ * - exploration schedules/s with 1 and 2 piscina workers.
+ *
+ * Pipeline throughput is the steady state: frames/s between the display's 10th-percentile scan-out and
+ * its last, so worker start-up (hundreds of ms of module loading per run) does not count as frame time.
  */
 import { nv12Bytes } from '../devices/camera.js';
-import { runScenario } from '../workers/run-scenario.js';
+import { explore } from '../workers/explore.js';
+import { type Report, runScenario } from '../workers/run-scenario.js';
 import { defineScenario, type Scenario } from '../workers/scenario.js';
 import { loadScenario } from '../workers/scenario-loader.js';
 
@@ -39,6 +46,41 @@ export interface FarmFigures {
   copyBytesPerS: number;
   pipeline: { scenario: string; framesPerS: number; bytesPerS: number; ratio: number; target: number };
   sim: { scenario: string; devices: number; frames: number; schedulesPerS: number; target: number };
+  detector: { timeRatio: number; memoryRatio: number; timeTarget: number; memoryTarget: number };
+  explore: { scenario: string; workers1PerS: number; workers2PerS: number };
+}
+
+/** One worker-host run flat out: steady-state frames/s (from scan-out times) and peak RSS. */
+async function pipelineRun(
+  s: Scenario,
+  seed: number,
+  frames: number,
+  detect: boolean,
+): Promise<{ framesPerS: number; rssPeakBytes: number; report: Report }> {
+  const scanouts: number[] = [];
+  let rssPeakBytes = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
+  }, 5);
+  try {
+    const report = await runScenario(s, {
+      seed,
+      host: 'worker',
+      timeScale: 0,
+      frames,
+      detect,
+      log: (_device, message) => {
+        if (message === 'scanout') scanouts.push(performance.now());
+      },
+    });
+    const from = Math.floor(scanouts.length / 10);
+    const spanMs = (scanouts.at(-1) ?? 0) - (scanouts[from] ?? 0);
+    const framesPerS = spanMs > 0 ? (scanouts.length - 1 - from) / (spanMs / 1000) : Number.NaN;
+    rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
+    return { framesPerS, rssPeakBytes, report };
+  } finally {
+    clearInterval(sampler);
+  }
 }
 
 /** A 5-device, 30-frame scenario with small frames: what exploration runs thousands of times. */
@@ -67,17 +109,29 @@ function simScenario(): Scenario {
 
 export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const copyBytesPerS = copyBandwidth();
-  // Enough frames that worker start-up (tens of ms per device) does not dominate the rate.
-  const frames = quick ? 30 : 120;
+  const frames = quick ? 60 : 300;
   const { s, frameBytes, name } = await pipeline();
-  const rates: number[] = [];
+  const on: { framesPerS: number; rssPeakBytes: number }[] = [];
+  const off: { framesPerS: number; rssPeakBytes: number }[] = [];
+  // Alternate detector on and off so that machine drift lands on both alike.
   for (let i = 0; i < (quick ? 1 : 3); i++) {
-    const r = await runScenario(s, { seed: i + 1, host: 'worker', timeScale: 0, frames });
-    if (!r.ok) throw new Error(`bench pipeline ${name} did not run clean: ${r.findings.map((f) => f.rule).join(', ')}`);
-    rates.push(frames / (r.durationNs / 1e9));
+    for (const detect of [true, false]) {
+      const r = await pipelineRun(s, i + 1, frames, detect);
+      if (!r.report.ok) {
+        throw new Error(`bench pipeline ${name} did not run clean: ${r.report.findings.map((f) => f.rule).join(', ')}`);
+      }
+      (detect ? on : off).push(r);
+    }
   }
-  const framesPerS = median(rates);
+  const framesPerS = median(on.map((r) => r.framesPerS));
   const bytesPerS = framesPerS * frameBytes;
+  const detector = {
+    timeRatio: median(off.map((r) => r.framesPerS)) / framesPerS,
+    memoryRatio: median(on.map((r) => r.rssPeakBytes)) / median(off.map((r) => r.rssPeakBytes)),
+    timeTarget: 1.5,
+    memoryTarget: 1.25,
+  };
+
   const sim = simScenario();
   const runs = quick ? 10 : 60;
   await runScenario(sim, { seed: 0, host: 'sim' }); // warm up the JIT
@@ -87,9 +141,17 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
     if (!r.ok) throw new Error(`bench sim scenario did not run clean (seed ${i})`);
   }
   const schedulesPerS = runs / ((performance.now() - t0) / 1000);
+
+  const exploreScenario = 'gpu-composition';
+  const sweep = async (workers: number): Promise<number> =>
+    (await explore({ scenario: exploreScenario, runs: quick ? 20 : 120, workers, frames: 30 })).schedulesPerS;
+  const workers1PerS = await sweep(1);
+  const workers2PerS = await sweep(2);
   return {
     copyBytesPerS,
     pipeline: { scenario: name, framesPerS, bytesPerS, ratio: bytesPerS / copyBytesPerS, target: 0.5 },
     sim: { scenario: sim.name, devices: Object.keys(sim.devices).length, frames: 30, schedulesPerS, target: 200 },
+    detector,
+    explore: { scenario: exploreScenario, workers1PerS, workers2PerS },
   };
 }

@@ -186,11 +186,17 @@ async function main(): Promise<void> {
       `resv lock+unlock, uncontended: ${f(un.resvNs, 0)} ns vs raw futex mutex ${f(un.rawNs, 0)} ns → ratio ${f(un.ratio)}`,
       `resv contended, 2 workers: ${f(c2.resvMops)} M ops/s vs raw mutex ${f(c2.rawMops)} M ops/s → ratio ${f(c2.ratio)}`,
       `resv contended, 4 workers: ${f(c4.resvMops)} M ops/s vs raw mutex ${f(c4.rawMops)} M ops/s → ratio ${f(c4.ratio)}`,
-      `${farm.pipeline.scenario} on the worker host, flat out: ${f(farm.pipeline.framesPerS, 1)} frames/s = ` +
+      `${farm.pipeline.scenario} on the worker host, flat out, steady state: ${f(farm.pipeline.framesPerS, 1)} frames/s = ` +
         `${f(farm.pipeline.bytesPerS / 1e9)} GB/s vs TypedArray.set ${f(farm.copyBytesPerS / 1e9)} GB/s → ratio ` +
         `${f(farm.pipeline.ratio, 3)} (target ≥ ${farm.pipeline.target}) ${farm.pipeline.ratio >= farm.pipeline.target ? 'OK' : 'UNDER TARGET'}`,
       `deterministic host, ${farm.sim.scenario} (${farm.sim.devices} devices, ${farm.sim.frames} frames): ` +
         `${f(farm.sim.schedulesPerS, 0)} schedules/s (target ≥ ${farm.sim.target}) ${farm.sim.schedulesPerS >= farm.sim.target ? 'OK' : 'UNDER TARGET'}`,
+      `race detector on ÷ off, ${farm.pipeline.scenario}: time per frame ${f(farm.detector.timeRatio)}× ` +
+        `(target ≤ ${farm.detector.timeTarget}) ${farm.detector.timeRatio <= farm.detector.timeTarget ? 'OK' : 'OVER TARGET'}, ` +
+        `peak RSS ${f(farm.detector.memoryRatio)}× (target ≤ ${farm.detector.memoryTarget}) ` +
+        `${farm.detector.memoryRatio <= farm.detector.memoryTarget ? 'OK' : 'OVER TARGET'}`,
+      `exploration (${farm.explore.scenario}, 30 frames, sim host): ${f(farm.explore.workers1PerS, 0)} schedules/s ` +
+        `with 1 pool worker, ${f(farm.explore.workers2PerS, 0)} with 2`,
       `(median of ${REPEATS} alternating runs; ratios are what to compare across machines)`,
     ].join('\n')}\n`,
   );

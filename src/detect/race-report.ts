@@ -4,8 +4,8 @@
  *
  * Classes (docs/findings.md has each with an example and the fix):
  * - `dmabuf-hazard-raw`: a read of bytes another device wrote, with no fence edge from that write;
- * - `fence-wait-stale`: the same, but the reader did wait on the writer's timeline — on an older fence
- *   (it waited for frame N−1's fence and read frame N);
+ * - `fence-wait-stale`: the same, but the reader's last fence wait was on the writer's timeline — for an
+ *   older job (it waited for frame N−1's fence and read frame N);
  * - `dmabuf-hazard-war`: a write over bytes another device read, without waiting for its READ fence;
  * - `dmabuf-hazard-waw`: a write over bytes another device wrote, ordered with that device's timeline
  *   only up to an older point;
@@ -25,8 +25,13 @@ export interface RaceFinding {
 
 export function raceRule(race: HbRace): string {
   switch (race.kind) {
-    case 'RAW':
-      return race.syncedClock > 0 ? 'fence-wait-stale' : 'dmabuf-hazard-raw';
+    case 'RAW': {
+      // Stale only if the reader's last fence wait was on the writer's timeline, for an older job: an
+      // ordering it got some other way (a resv lock it shared with the writer) is no fence wait at all.
+      const c = race.current;
+      const p = race.previous;
+      return c.waitedCtx === p.tid + 1 && c.waitedSeqno < p.job ? 'fence-wait-stale' : 'dmabuf-hazard-raw';
+    }
     case 'WAR':
       return 'dmabuf-hazard-war';
     default:
