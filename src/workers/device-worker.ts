@@ -147,8 +147,9 @@ function post(m: ToKernel): void {
 try {
   const model = await loadModel();
   const result = await model.run(runtime, init.knobs);
-  runtime.abandonFences(-125); // -ECANCELED: anything left pending when a device finishes
-  post({ kind: 'done', result, events, eventHash: hash >>> 0, threadId });
+  // -ECANCELED: anything left pending when a device finishes; the count is a fence leak to report.
+  const pendingFences = runtime.abandonFences(-125);
+  post({ kind: 'done', result, events, eventHash: hash >>> 0, threadId, pendingFences });
 } catch (e) {
   post({
     kind: 'failed',

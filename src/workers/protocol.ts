@@ -118,5 +118,13 @@ export interface KernelRpc {
 export type ToWorker = { kind: 'move-notify'; att: AttachmentRef };
 
 export type ToKernel =
-  | { kind: 'done'; result: DeviceResult; events: number; eventHash: number; threadId: number }
+  | {
+      kind: 'done';
+      result: DeviceResult;
+      events: number;
+      eventHash: number;
+      threadId: number;
+      /** Fences it created and never signalled (signalled -ECANCELED as it finished): a fence leak. */
+      pendingFences: number;
+    }
   | { kind: 'failed'; error: string; callFailed: boolean; events: number; eventHash: number; threadId: number };

@@ -10,7 +10,13 @@
  */
 import { HbShared } from '../detect/hb.js';
 import type { DeviceResult } from '../devices/device.js';
-import { dmaFenceContextAlloc, dmaFenceGetStatus, dmaFenceSetError, dmaFenceSignal } from '../kernel/dma-fence.js';
+import {
+  dmaFenceContextAlloc,
+  dmaFenceGetStatus,
+  dmaFencePut,
+  dmaFenceSetError,
+  dmaFenceSignal,
+} from '../kernel/dma-fence.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import { type ControlPlane, DeviceCallError, DeviceRuntime, mixEvent, setDeviceNames } from './device-runtime.js';
@@ -176,6 +182,23 @@ export function createDetector(kernel: Kernel, options: RunOptions): HbShared | 
   return HbShared.create({ fenceSlots: kernel.fences.capacity, resvSlots: kernel.resvs.capacity });
 }
 
+/**
+ * Frames still queued on links when the run ends (after a hang or a crash) carry fence references nobody
+ * will receive: drop them, as closing a pipe drops what is buffered in it. Returns how many frames.
+ */
+export function drainLinks(kernel: Kernel, ports: Map<string, Map<string, LinkRing>>): number {
+  const rings = new Set<LinkRing>();
+  for (const byPort of ports.values()) for (const r of byPort.values()) rings.add(r);
+  let frames = 0;
+  for (const ring of rings) {
+    for (let d = ring.tryPop(); d !== null; d = ring.tryPop()) {
+      frames++;
+      if (d.fence && kernel.fences.isLive(d.fence)) dmaFencePut(kernel.fences, d.fence);
+    }
+  }
+  return frames;
+}
+
 /** The shared-table sizes a scenario's kernel gets. */
 export function scenarioTables(s: Scenario): { fences: number; resvs: number } {
   return { fences: s.kernel.fences ?? SCENARIO_FENCES_DEFAULT, resvs: s.kernel.resvs ?? SCENARIO_RESVS_DEFAULT };
@@ -283,6 +306,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     })();
   });
   const abandon = (name: string, error: number): number => runtimes.get(name)?.abandonFences(error) ?? 0;
+  drainLinks(kernel, ports);
   const { clockNs, steps } = sched;
   const report = finish(s, options, kernel, service, abandon, log, results, extra, hang, clockNs, steps, 'sim');
   return { ...report, schedule: formatScheduleSpec(schedule) };

@@ -28,6 +28,7 @@ import {
   buildPorts,
   createDetector,
   deviceSeed,
+  drainLinks,
   type Finding,
   failDevice,
   finish,
@@ -71,6 +72,8 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
   const hb = createDetector(kernel, options);
   const names = Object.keys(s.devices);
   const slots = new Map<string, DeviceSlot>();
+  /** Fences each device that finished normally had left unsignalled (reported as fence-never-signalled). */
+  const pendingAtFinish = new Map<string, number>();
   const service = new DeviceService(kernel, {
     moveNotify: (device, att) => slots.get(device)?.worker.postMessage({ kind: 'move-notify', att } satisfies ToWorker),
   });
@@ -165,8 +168,10 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
         hashXor ^= m.eventHash;
         // The device's last word: its control-plane port and message listener would keep the thread alive.
         void worker.terminate();
-        if (m.kind === 'done') results[name] = m.result;
-        else {
+        if (m.kind === 'done') {
+          results[name] = m.result;
+          pendingAtFinish.set(name, m.pendingFences);
+        } else {
           gone();
           results[name] = { error: m.error };
           extra.push({
@@ -199,7 +204,9 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
   /** A device that did not finish: its unsignalled fences (found by its timeline) end with `error`. */
   const abandon = (name: string, error: number): number => {
     const slot = slots.get(name);
-    if (slot === undefined || !('error' in (results[name] ?? {}))) return 0;
+    // A device that finished abandoned its own fences, in its worker; what it left pending is a leak.
+    if (slot !== undefined && !('error' in (results[name] ?? {}))) return pendingAtFinish.get(name) ?? 0;
+    if (slot === undefined) return 0;
     const t = kernel.fences;
     let pending = 0;
     for (const f of t.liveHandles()) {
@@ -212,6 +219,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     abandonLedger(t, slot.ledger, error);
     return pending;
   };
+  drainLinks(kernel, ports);
   const log = { count: events, hash: (hashXor >>> 0).toString(16).padStart(8, '0') };
   const report = finish(
     s,

@@ -65,7 +65,7 @@ const WORKER: Record<string, WorkerCheck> = {
   'gpu-use-mapping-after-move-notify': 'exact',
   // device-worker.ts abandons a finished device's pending fences and drops the count, and worker-host.ts
   // abandon() returns 0 for a device that finished: fence-never-signalled exists only on the sim host.
-  'tee-skip-fence-signal': { knownGap: 'fence-never-signalled is not reported on the worker host' },
+  'tee-skip-fence-signal': 'exact',
   'tee-write-after-unmap': 'exact',
 };
 
