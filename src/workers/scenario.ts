@@ -163,9 +163,9 @@ export function defineScenario(input: ScenarioInput, source = input?.name ?? '<s
   });
   // A producer with a pool of N buffers reuses frame k's buffer for frame k+N. The consumer protects a
   // frame it holds with a release (READ) fence, but only from when it receives it; while the frame is
-  // queued on the link nothing protects it. With capacity C ≤ N − 2, frames k+1..k+N−1 cannot all be
-  // queued, so the consumer has taken frame k+1 — and fenced frame k before that — by the time the
-  // producer comes back to k's buffer. A longer link lets the producer overwrite a queued frame.
+  // queued on the link nothing protects it. Links now count room from acknowledged frames (link-ring.ts),
+  // which alone would make C ≤ N − 1 safe; this rule keeps the older, stricter C ≤ N − 2 (one buffer of
+  // slack for the consumer's hold-until-next-flip), so relaxing it is a deliberate change, not a side effect.
   s.links.forEach((l, i) => {
     const dev = l.from.split('.')[0] as string;
     const pool = (parsedKnobs[dev] as { buffers?: unknown } | undefined)?.buffers;
@@ -179,6 +179,28 @@ export function defineScenario(input: ScenarioInput, source = input?.name ?? '<s
   });
   if (issues.length > 0) throw new ScenarioError(source, issues);
   return { ...s, models, parsedKnobs };
+}
+
+/**
+ * The negative twin of a buggy example: the same scenario with every device's `bugs` knob removed (the
+ * fix applied), expecting no findings. Deriving it keeps the twin from drifting from its buggy original.
+ */
+export function fixedTwin(s: Scenario, description: string): Scenario {
+  const devices = Object.fromEntries(
+    Object.entries(s.devices).map(([name, d]) => {
+      const { bugs: _bugs, ...knobs } = d.knobs as Record<string, unknown>;
+      return [name, { model: d.model, knobs }];
+    }),
+  );
+  const { models, parsedKnobs: _parsed, ...input } = s;
+  return defineScenario({
+    ...input,
+    name: `${s.name}-fixed`,
+    description,
+    devices,
+    expect: { ...s.expect, findings: [] },
+    models,
+  });
 }
 
 /** The same scenario with another default frame count (`--frames`): every model re-parses its knobs. */

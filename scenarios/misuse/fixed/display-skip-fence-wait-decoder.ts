@@ -1,19 +1,9 @@
 // Fixed twin of ../display-skip-fence-wait-decoder.ts: the same scenario with the fix applied — the display waits on
 // the frame fence before scan-out (knob skipFenceWait off). Expects no findings.
-import { defineScenario } from '../../../src/workers/scenario.js';
+import { fixedTwin } from '../../../src/workers/scenario.js';
+import buggy from '../display-skip-fence-wait-decoder.js';
 
-export default defineScenario({
-  name: 'display-skip-fence-wait-decoder-fixed',
-  description:
-    'video decoder → display that waits on each frame fence before scan-out (fixed twin of misuse/display-skip-fence-wait-decoder)',
-  frames: 8,
-  devices: {
-    dec0: {
-      model: 'video-decoder',
-      knobs: { width: 160, height: 120, fps: 30, buffers: 4, decodeNs: 8_000_000, jitterNs: 1_000_000 },
-    },
-    disp0: { model: 'display', knobs: { refreshHz: 60 } },
-  },
-  links: [{ from: 'dec0.out', to: 'disp0.in', capacity: 2 }],
-  expect: { findings: [] },
-});
+export default fixedTwin(
+  buggy,
+  'video decoder → display that waits on each frame fence before scan-out (fixed twin of misuse/display-skip-fence-wait-decoder)',
+);
