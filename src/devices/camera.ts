@@ -15,10 +15,20 @@
  * - `writeWithoutSync` (with `cpuRender`): skips DMA_BUF_SYNC_END after the CPU wrote the frame → up to a
  *   cache's worth of it is still in the CPU cache when the display reads memory: the display shows stale
  *   bytes (content-mismatch), exactly as on a non-coherent SoC. Its first use of each buffer maps it, and
- *   mapping cleans the cache, so the damage starts once buffers are reused.
+ *   mapping cleans the cache, so the damage starts once buffers are reused. The frame is sent with the
+ *   bracket still open: cpu-sync-end-missing;
+ * - `skipSyncStart` (with `cpuRender`): the CPU writes the frame without DMA_BUF_SYNC_START (it ends the
+ *   access with SYNC END) → cpu-access-unbracketed. On arm64 START(WRITE) does no cache maintenance and
+ *   the camera already waited for the buffer's readers, so no byte goes wrong: only the bracket says so;
+ * - `syncReadOnly` (with `cpuRender`): brackets its CPU writes with SYNC START/END(READ) → cpu-access-flags
+ *   (START(READ) waits only for writers, and the flags tell the exporter nothing will be written).
+ *
+ * How it publishes its write fence in the buffer's resv (knob `resvUsage`, not a bug): 'write' for
+ * consumers that use implicit sync (the default), 'bookkeep' (explicit sync: the resv only keeps it, no
+ * implicit wait sees it) or 'none'; the fence always travels with the frame too.
  */
 import { z } from 'zod';
-import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
+import { DMA_RESV_USAGE_BOOKKEEP, DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
 import { checksumOfFills } from './checksum.js';
 import { type BufferRef, type CpuMapping, DMA_DIR_TO_DEVICE, defineDevice, type Mapping } from './device.js';
 
@@ -37,6 +47,8 @@ export const cameraKnobs = z
      * the bytes go through the non-coherent CPU cache, so the frame must be bracketed by SYNC START/END.
      */
     cpuRender: z.boolean().default(false),
+    /** How the write fence goes into the buffer's resv: WRITE (implicit sync), BOOKKEEP, or not at all. */
+    resvUsage: z.enum(['write', 'bookkeep', 'none']).default('write'),
     bugs: z
       .object({
         skipFenceSignal: z.number().int().min(-1).default(-1),
@@ -44,6 +56,8 @@ export const cameraKnobs = z
         signalBeforeWrite: z.boolean().default(false),
         skipReleaseWait: z.boolean().default(false),
         writeWithoutSync: z.boolean().default(false),
+        skipSyncStart: z.boolean().default(false),
+        syncReadOnly: z.boolean().default(false),
       })
       .strict()
       .default({
@@ -52,6 +66,8 @@ export const cameraKnobs = z
         signalBeforeWrite: false,
         skipReleaseWait: false,
         writeWithoutSync: false,
+        skipSyncStart: false,
+        syncReadOnly: false,
       }),
   })
   .strict();
@@ -87,14 +103,17 @@ export const camera = defineDevice<CameraKnobs>({
       pool.push({ buf, map, cpu: k.cpuRender ? await ctx.cpuMap(buf) : null });
     }
     const checksums: number[] = [];
+    const cpuFlags = k.bugs.syncReadOnly ? 'read' : 'write';
     for (let seq = 0; seq < k.frames; seq++) {
       const start = ctx.nowNs();
       const slot = pool[seq % pool.length] as { buf: BufferRef; map: Mapping; cpu: CpuMapping | null };
       if (!k.bugs.skipReleaseWait) await ctx.waitResv(slot.buf, DMA_RESV_USAGE_READ);
       // SYNC START before this frame's own write fence exists: it waits for every fence of the buffer.
-      if (slot.cpu) await ctx.cpuSync(slot.buf, 'start', 'write');
+      if (slot.cpu && !k.bugs.skipSyncStart) await ctx.cpuSync(slot.buf, 'start', cpuFlags);
       const fence = await ctx.createFence();
-      await ctx.addFence(slot.buf, fence, DMA_RESV_USAGE_WRITE);
+      if (k.resvUsage !== 'none') {
+        await ctx.addFence(slot.buf, fence, k.resvUsage === 'write' ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_BOOKKEEP);
+      }
       if (k.bugs.signalBeforeWrite) await ctx.signal(fence);
       const lumaValue = (seq * 7 + 16) & 0xff;
       const chromaValue = (seq * 13 + 128) & 0xff;
@@ -102,7 +121,7 @@ export const camera = defineDevice<CameraKnobs>({
         await ctx.cpuFill(slot.cpu, 0, luma, lumaValue);
         await ctx.busy(Math.round(intervalNs * k.busyFraction));
         await ctx.cpuFill(slot.cpu, luma, size - luma, chromaValue);
-        if (!k.bugs.writeWithoutSync) await ctx.cpuSync(slot.buf, 'end', 'write');
+        if (!k.bugs.writeWithoutSync) await ctx.cpuSync(slot.buf, 'end', cpuFlags);
         // What the CPU meant to write, computed aside: reading the frame back through the cache would
         // evict (write back) the very lines a missing SYNC END leaves dirty, and hide the bug.
         checksums.push(expectedFrame(slot.map.sizeBytes, luma, size, lumaValue, chromaValue));

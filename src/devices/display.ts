@@ -7,23 +7,39 @@
  * wait for the next vblank, then scan out: a CRC (checksum) of the bytes shown. The previous frame's
  * release fence is signalled at this flip: a buffer is held until the next one replaces it.
  *
+ * CPU scan-out (knob `cpuScanout`, a software compositor or a screenshot path): the display reads the
+ * frame through a CPU mapping instead of by DMA, bracketed by DMA_BUF_IOCTL_SYNC START/END(READ) after the
+ * fence wait.
+ *
  * Bugs (knob `bugs`): `skipFenceWait` scans out without waiting for the producer — a read/write race that
  * shows up as wrong checksums when the producer is slow; `neverRelease` never signals release fences —
- * the producer hangs waiting to reuse its buffers.
+ * the producer hangs waiting to reuse its buffers; `ignoreFrameFence` ignores the fence that comes with
+ * the frame and relies on implicit sync instead — it waits for the buffer's WRITE fences (by DMA), or
+ * only on what SYNC START waits for (CPU scan-out): fine behind a producer that adds its fence as WRITE, a
+ * race behind one that synchronises explicitly (resv-bookkeep-nosync, cpu-sync-not-fence);
+ * `waitPreviousFence` waits on the previous frame's fence instead of this one's (the first frame's own)
+ * → fence-wait-stale.
  */
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
-import { type AttachmentRef, DMA_DIR_FROM_DEVICE, defineDevice, type Mapping } from './device.js';
+import { type AttachmentRef, type CpuMapping, DMA_DIR_FROM_DEVICE, defineDevice, type Mapping } from './device.js';
 
 export const displayKnobs = z
   .object({
     refreshHz: z.number().positive().max(1000).default(60),
     /** Scan-out time as a fraction of the refresh interval. */
     scanoutFraction: z.number().min(0).max(1).default(0.8),
+    /** Read frames with the CPU through a vmap (bracketed by SYNC START/END) instead of by DMA. */
+    cpuScanout: z.boolean().default(false),
     bugs: z
-      .object({ skipFenceWait: z.boolean().default(false), neverRelease: z.boolean().default(false) })
+      .object({
+        skipFenceWait: z.boolean().default(false),
+        neverRelease: z.boolean().default(false),
+        ignoreFrameFence: z.boolean().default(false),
+        waitPreviousFence: z.boolean().default(false),
+      })
       .strict()
-      .default({ skipFenceWait: false, neverRelease: false }),
+      .default({ skipFenceWait: false, neverRelease: false, ignoreFrameFence: false, waitPreviousFence: false }),
   })
   .strict();
 export type DisplayKnobs = z.infer<typeof displayKnobs>;
@@ -35,28 +51,45 @@ export const display = defineDevice<DisplayKnobs>({
   outputs: () => [],
   async run(ctx, k) {
     const periodNs = Math.round(1e9 / k.refreshHz);
-    const imported = new Map<number, { att: AttachmentRef; map: Mapping }>();
+    const imported = new Map<number, { att: AttachmentRef; map: Mapping; cpu: CpuMapping | null }>();
     const checksums: number[] = [];
     let previousRelease = 0;
+    /** The previous frame's fence, kept for `waitPreviousFence` (the display holds its reference). */
+    let previousFrameFence = 0;
     for (;;) {
       const frame = await ctx.recv('in');
       if (frame === null) break;
       let slot = imported.get(frame.buffer.id);
       if (slot === undefined) {
         const att = await ctx.attach(frame.buffer);
-        slot = { att, map: await ctx.map(att, DMA_DIR_FROM_DEVICE) };
+        const map = await ctx.map(att, DMA_DIR_FROM_DEVICE);
+        slot = { att, map, cpu: k.cpuScanout ? await ctx.cpuMap(frame.buffer) : null };
         imported.set(frame.buffer.id, slot);
       }
-      if (!k.bugs.skipFenceWait) {
+      if (k.bugs.waitPreviousFence && frame.fence) {
+        await ctx.wait(previousFrameFence || frame.fence);
+        if (previousFrameFence) await ctx.put(previousFrameFence);
+        previousFrameFence = frame.fence;
+      } else if (k.bugs.ignoreFrameFence) {
+        // Implicit sync only: by DMA, the buffer's WRITE fences; with the CPU, SYNC START's wait below.
+        if (!k.cpuScanout) await ctx.waitResv(frame.buffer, DMA_RESV_USAGE_WRITE);
+      } else if (!k.bugs.skipFenceWait) {
         if (frame.fence) await ctx.wait(frame.fence);
         else await ctx.waitResv(frame.buffer, DMA_RESV_USAGE_WRITE);
       }
-      if (frame.fence) await ctx.put(frame.fence);
+      if (frame.fence && frame.fence !== previousFrameFence) await ctx.put(frame.fence);
       const release = await ctx.createFence();
       await ctx.addFence(frame.buffer, release, DMA_RESV_USAGE_READ);
       const now = ctx.nowNs();
       await ctx.busy(periodNs - (now % periodNs)); // next vblank
-      const crc = await ctx.checksum(slot.map, 0, frame.buffer.sizeBytes);
+      let crc: number;
+      if (slot.cpu !== null) {
+        await ctx.cpuSync(frame.buffer, 'start', 'read');
+        crc = await ctx.cpuChecksum(slot.cpu, 0, frame.buffer.sizeBytes);
+        await ctx.cpuSync(frame.buffer, 'end', 'read');
+      } else {
+        crc = await ctx.checksum(slot.map, 0, frame.buffer.sizeBytes);
+      }
       checksums.push(crc);
       ctx.log('scanout', { seq: frame.seq, buffer: frame.buffer.id, crc });
       await ctx.busy(Math.round(periodNs * k.scanoutFraction));
@@ -68,6 +101,7 @@ export const display = defineDevice<DisplayKnobs>({
       if (!k.bugs.neverRelease) await ctx.signal(previousRelease);
       await ctx.put(previousRelease);
     }
+    if (previousFrameFence) await ctx.put(previousFrameFence);
     for (const { att } of imported.values()) await ctx.detach(att);
     return { frames: checksums.length, checksums };
   },

@@ -28,6 +28,11 @@
  * K-th job the GPU asks the exporter to evict that job's render target (`ctx.evict`) before resolving
  * it, so the resolve must re-map and read the moved bytes; a small vram makes allocation evict too.
  *
+ * In place (`inPlace`, a post-processing pass on the producer's buffer): the job draws the composed
+ * frame into input 0's buffer first, then copies it to its output buffer. It writes input 0, so its fence
+ * goes there as WRITE (the producer's reuse waits for it), and it waits for input 0's fence before
+ * touching it. Inputs must have the output's geometry; no render targets are used.
+ *
  * Deadlock-freedom needs producers' pools ≥ `queueDepth` (queued jobs hold READ fences on inputs) and
  * every pool ≥ link capacity + 2 (a consumer publishes its fences only once it has received the frame).
  *
@@ -37,7 +42,13 @@
  * - `signalTwice`: signals every job fence twice → fence-double-signal;
  * - `neverSignal`: job N's fence is never signalled (a lost interrupt) → the display hangs on it (hang);
  * - `useMappingAfterMoveNotify`: ignores move_notify and keeps writing through the old mapping of a moved
- *   render target → dma-write-after-move-notify.
+ *   render target → dma-write-after-move-notify;
+ * - `writeFenceAsRead`: publishes the job fence on the buffer it renders into as READ instead of WRITE →
+ *   resv-usage-downgrade (a consumer using implicit sync would not wait for the render).
+ * With `inPlace`, `skipFenceWait` makes the job a second writer of input 0 that is not ordered after the
+ * producer's write: dmabuf-hazard-waw (they shared the resv lock, so they synchronised up to the
+ * producer's fence publication) or dmabuf-hazard-wrw (a producer that keeps its fence out of the resv:
+ * they never synchronised), after the RAW of the job's reads.
  */
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
@@ -87,15 +98,24 @@ export const gpuKnobs = z
     jitterNs: ns.default(500_000),
     /** Memory pressure: evict every K-th job's render target between render and resolve (0: never). */
     evictEvery: z.number().int().min(0).max(100_000).default(0),
+    /** Compose into input 0's buffer and send it on (no output pool). */
+    inPlace: z.boolean().default(false),
     bugs: z
       .object({
         skipFenceWait: z.boolean().default(false),
         signalTwice: z.boolean().default(false),
         neverSignal: z.number().int().min(-1).default(-1),
         useMappingAfterMoveNotify: z.boolean().default(false),
+        writeFenceAsRead: z.boolean().default(false),
       })
       .strict()
-      .default({ skipFenceWait: false, signalTwice: false, neverSignal: -1, useMappingAfterMoveNotify: false }),
+      .default({
+        skipFenceWait: false,
+        signalTwice: false,
+        neverSignal: -1,
+        useMappingAfterMoveNotify: false,
+        writeFenceAsRead: false,
+      }),
   })
   .strict();
 export type GpuKnobs = z.infer<typeof gpuKnobs>;
@@ -179,6 +199,9 @@ export const gpu = defineDevice<GpuKnobs>({
     const frameBytes = nv12Bytes(k.width, k.height);
     const inputBytes = nv12Bytes(k.inputWidth ?? k.width, k.inputHeight ?? k.height);
     const counters: Counters = { evictions: 0, moveNotifies: 0, remaps: 0 };
+    if (k.inPlace && inputBytes !== frameBytes) {
+      throw new Error(`gpu inPlace: inputs are ${inputBytes} bytes, the output ${frameBytes}: they must match`);
+    }
 
     const pool: (Imported & { buf: BufferRef })[] = [];
     for (let i = 0; i < k.buffers; i++) {
@@ -201,11 +224,11 @@ export const gpu = defineDevice<GpuKnobs>({
 
     // Every input buffer is imported once; producers' pools bound how many there are.
     const imported = new Map<number, Imported>();
-    const importBuffer = async (buf: BufferRef): Promise<Imported> => {
+    const importBuffer = async (buf: BufferRef, dir = DMA_DIR_FROM_DEVICE): Promise<Imported> => {
       let slot = imported.get(buf.id);
       if (slot === undefined) {
         const att = await ctx.attach(buf);
-        slot = { att, map: await ctx.map(att, DMA_DIR_FROM_DEVICE) };
+        slot = { att, map: await ctx.map(att, dir) };
         imported.set(buf.id, slot);
       }
       return slot;
@@ -225,9 +248,10 @@ export const gpu = defineDevice<GpuKnobs>({
         frames.push(f);
       }
       const fence = await ctx.createFence();
-      for (const f of frames) {
-        await importBuffer(f.buffer);
-        await ctx.addFence(f.buffer, fence, DMA_RESV_USAGE_READ);
+      for (const [i, f] of frames.entries()) {
+        const target = k.inPlace && i === 0;
+        await importBuffer(f.buffer, target ? DMA_DIR_BIDIRECTIONAL : DMA_DIR_FROM_DEVICE);
+        await ctx.addFence(f.buffer, fence, target ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
       }
       return { seq, frames, fence };
     };
@@ -243,7 +267,7 @@ export const gpu = defineDevice<GpuKnobs>({
     const execute = async (job: Job): Promise<void> => {
       const out = pool[job.seq % pool.length] as Imported & { buf: BufferRef };
       await ctx.waitResv(out.buf, DMA_RESV_USAGE_READ);
-      await ctx.addFence(out.buf, job.fence, DMA_RESV_USAGE_WRITE);
+      await ctx.addFence(out.buf, job.fence, k.bugs.writeFenceAsRead ? DMA_RESV_USAGE_READ : DMA_RESV_USAGE_WRITE);
       const samples: InputSample[] = [];
       for (const [i, f] of job.frames.entries()) {
         if (!k.bugs.skipFenceWait) {
@@ -261,8 +285,12 @@ export const gpu = defineDevice<GpuKnobs>({
       const jitter = k.jitterNs > 0 ? ctx.prng.int(-k.jitterNs, k.jitterNs) : 0;
       await ctx.busy(Math.max(0, k.jobNs + jitter));
       const bands = composeBands(samples, k.width, k.height);
-      const rt = targets.length > 0 ? targets[job.seq % targets.length] : undefined;
-      if (rt === undefined) {
+      const rt = targets.length > 0 && !k.inPlace ? targets[job.seq % targets.length] : undefined;
+      if (k.inPlace) {
+        const { map } = await importBuffer((job.frames[0] as Frame).buffer);
+        for (const [offset, length, value] of bands) await ctx.fill(map, offset, length, value);
+        await resolve(ctx, map, out.map, frameBytes);
+      } else if (rt === undefined) {
         for (const [offset, length, value] of bands) await ctx.fill(out.map, offset, length, value);
       } else {
         await remapIfMoved(rt);

@@ -11,6 +11,15 @@
 
 import { HbClock, type HbRace, type HbShared } from '../detect/hb.js';
 import { describeRace } from '../detect/race-report.js';
+import {
+  type CpuAccessFlags,
+  CpuBrackets,
+  coveringUsage,
+  type ResvSeen,
+  ResvUsageCheck,
+  resvSnapshot,
+  type SyncMisuse,
+} from '../detect/sync-rules.js';
 import { Checksum, checksumBytes, fillBytes } from '../devices/checksum.js';
 import type { AttachmentRef, BufferRef, CpuMapping, DeviceContext, Frame, Mapping } from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
@@ -175,6 +184,12 @@ export class DeviceRuntime implements DeviceContext {
   /** The last fence this device waited for: its timeline's device index + 1 (0: none) and seqno. */
   private waitedDevice = 0;
   private waitedSeqno = 0;
+  /** Open DMA_BUF_IOCTL_SYNC brackets of this device's CPU (the kernel keeps none; the detector does). */
+  private readonly cpuBrackets = new CpuBrackets();
+  /** The fences this device added to resvs and its writes: a write fence added as READ. */
+  private readonly usageCheck: ResvUsageCheck;
+  /** Buffer id → the device fences its resv held when this device last waited on it (implicit sync). */
+  private readonly resvSeen = new Map<number, { usage: DmaResvUsage; fences: ResvSeen[] }>();
 
   constructor(opts: {
     name: string;
@@ -201,6 +216,11 @@ export class DeviceRuntime implements DeviceContext {
     this.context = opts.fenceContext;
     this.ledger = opts.shared.ledger;
     this.hb = opts.shared.hb === null ? null : new HbClock(opts.shared.hb, opts.index);
+    this.usageCheck = new ResvUsageCheck(
+      opts.shared.fences,
+      opts.fenceContext,
+      (f) => `${this.name}#${opts.shared.fences.seqnoOf(f)}`,
+    );
   }
 
   private ev(op: Op, a = 0, b = 0, c = 0): void {
@@ -323,6 +343,7 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('cpu-write');
     this.ev('cpu-write', cm.buffer.id, offset, data.length);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
+    this.syncMisuse(this.cpuBrackets.access(cm.buffer.id, true, 'cpu-write'));
     this.check(cm.buffer.id, offset, data.length, true, 'cpu-write');
     this.cpuWalk(cm, offset, data.length, (phys, at, n) => {
       if (cached) this.shared.cache.write(phys, data.subarray(at, at + n));
@@ -341,6 +362,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('cpu-read', cm.buffer.id, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
+    this.syncMisuse(this.cpuBrackets.access(cm.buffer.id, false, 'cpu-read'));
     this.check(cm.buffer.id, offset, lengthBytes, false, 'cpu-read');
     this.cpuWalk(cm, offset, lengthBytes, (phys, at, n) => {
       if (cached) this.shared.cache.read(phys, out.subarray(at, at + n));
@@ -354,13 +376,29 @@ export class DeviceRuntime implements DeviceContext {
   /**
    * DMA_BUF_IOCTL_SYNC for the device's CPU: START waits (here, in the device's thread) for the fences a
    * reader or writer must wait for, then the kernel does the cache maintenance; END only the maintenance.
+   * The bracket is the detector's bookkeeping (CpuBrackets): the kernel itself keeps no START/END state.
    */
-  async cpuSync(buf: BufferRef, phase: 'start' | 'end', access: 'read' | 'write' | 'rw' = 'rw'): Promise<number> {
+  async cpuSync(buf: BufferRef, phase: 'start' | 'end', access: CpuAccessFlags = 'rw'): Promise<number> {
     const dir = access === 'read' ? 2 : access === 'write' ? 1 : 0;
     if (phase === 'start') await this.waitResv(buf, access === 'read' ? 1 : 2);
     await this.block.point('cpu-sync');
     this.ev('cpu-sync', buf.id, phase === 'start' ? 1 : 0, dir);
+    if (phase === 'start') this.cpuBrackets.start(buf.id, access);
+    else this.syncMisuse(this.cpuBrackets.end(buf.id, access));
     return this.cp.cpuAccess(buf.id, phase === 'start', dir);
+  }
+
+  private syncMisuse(m: SyncMisuse | null): void {
+    if (m !== null) this.cp.misuse(m.rule, m.message, m.objects, { site: m.site, hint: m.hint });
+  }
+
+  /** A device waits on a buffer's resv (implicit sync): what was there, for classifying a later race. */
+  private noteResvWait(bufferId: number, obj: DmaResv, usage: DmaResvUsage): void {
+    const hb = this.shared.hb;
+    if (hb === null) return;
+    const t = this.shared.fences;
+    const fences = resvSnapshot(obj, t, hb, (f) => (t.opsIdOf(f) === deviceFenceOps ? t.auxOf(f) : -1));
+    this.resvSeen.set(bufferId, { usage, fences });
   }
 
   // --- data plane ---
@@ -588,6 +626,7 @@ export class DeviceRuntime implements DeviceContext {
 
   /** Check an access of bytes [offset, offset+length) of a buffer against every other device's. */
   private check(bufferId: number, offset: number, lengthBytes: number, write: boolean, op: Op): void {
+    if (write) this.syncMisuse(this.usageCheck.write(bufferId, this.seqno));
     const hb = this.hb;
     if (hb === null || lengthBytes <= 0) return;
     const slot = this.bufferSlots.get(bufferId);
@@ -599,11 +638,23 @@ export class DeviceRuntime implements DeviceContext {
       waitedCtx: this.waitedDevice,
       waitedSeqno: this.waitedSeqno,
     });
-    for (const race of races) this.reportRace(bufferId, race);
+    for (const race of races) this.reportRace(bufferId, race, op);
   }
 
-  private reportRace(bufferId: number, race: HbRace): void {
-    const r = describeRace(race, bufferId, (tid) => deviceNames[tid] ?? `device${tid}`);
+  private reportRace(bufferId: number, race: HbRace, op: Op): void {
+    // How this device synchronised on the buffer, for the class: its last implicit wait on the resv
+    // (waitResv, SYNC START) and where the other side's covering fence was then.
+    const seen = this.resvSeen.get(bufferId);
+    const hb = this.shared.hb;
+    const sync = {
+      cpuBracket: op.startsWith('cpu-') && this.cpuBrackets.inBracket(bufferId),
+      resvWait: seen === undefined ? null : seen.usage,
+      covering:
+        seen === undefined || hb === null
+          ? null
+          : coveringUsage(seen.fences, race.previous.tid, race.previous.clock, this.shared.fences, hb),
+    };
+    const r = describeRace(race, bufferId, (tid) => deviceNames[tid] ?? `device${tid}`, sync);
     this.cp.misuse(r.rule, r.message, r.objects, r.detail);
   }
 
@@ -618,6 +669,7 @@ export class DeviceRuntime implements DeviceContext {
     return r;
   }
   async addFence(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number> {
+    this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
     const obj = await this.resv(buf);
     await this.block.point('resv');
     let ret = dmaResvLock(obj, null);
@@ -641,6 +693,7 @@ export class DeviceRuntime implements DeviceContext {
   }
   async waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
     const obj = await this.resv(buf);
+    this.noteResvWait(buf.id, obj, usage);
     this.ev('resv-wait', buf.id, usage);
     // Fences already signalled are not waited for, but seeing them signalled orders us after them too.
     const fences = dmaResvGetFences(obj, usage, this.hb === null ? undefined : (f) => this.acquired(f));
@@ -670,6 +723,7 @@ export class DeviceRuntime implements DeviceContext {
     return r;
   }
   async send(port: string, frame: Frame): Promise<void> {
+    this.syncMisuse(this.cpuBrackets.published(frame.buffer.id));
     this.ev('send', frame.seq, frame.buffer.id);
     // The frame carries the fence reference to the consumer (as a sync_file would).
     if (frame.fence) this.ledger.drop(frame.fence);

@@ -53,16 +53,24 @@ const rules = (r: Report): string[] => [...new Set(r.findings.map((f) => f.rule)
  */
 type WorkerCheck = 'exact' | 'race' | { knownGap: string };
 const WORKER: Record<string, WorkerCheck> = {
+  'camera-cpu-sync-read-flags': 'exact',
+  'camera-cpu-write-unbracketed': 'exact',
   'camera-cpu-write-without-sync': 'exact',
   'camera-signal-twice': 'exact',
   'camera-skip-fence-signal': 'exact',
   'camera-skip-release-wait': 'exact',
   'decoder-signal-before-write': 'race',
+  'display-cpu-sync-not-fence': 'exact',
+  'display-implicit-sync-bookkeep': 'exact',
   'display-never-release': 'exact',
   'display-skip-fence-wait-camera': 'exact',
   'display-skip-fence-wait-decoder': 'race',
+  'display-wait-previous-fence': 'exact',
+  'gpu-in-place-waw': 'exact',
+  'gpu-in-place-wrw': 'exact',
   'gpu-never-signal': 'exact',
   'gpu-use-mapping-after-move-notify': 'exact',
+  'gpu-write-fence-as-read': 'exact',
   // device-worker.ts abandons a finished device's pending fences and drops the count, and worker-host.ts
   // abandon() returns 0 for a device that finished: fence-never-signalled exists only on the sim host.
   'tee-skip-fence-signal': 'exact',

@@ -1,0 +1,9 @@
+// Fixed twin of ../gpu-in-place-waw.ts: the in-place GPU waits on the camera's frame fence before it reads
+// and writes the buffer (knob skipFenceWait off). Expects no findings.
+import { fixedTwin } from '../../../src/workers/scenario.js';
+import buggy from '../gpu-in-place-waw.js';
+
+export default fixedTwin(
+  buggy,
+  'in-place GPU waits on the camera fence before writing its buffer (fixed twin of misuse/gpu-in-place-waw)',
+);
