@@ -7,9 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Finding, HostKind, Report } from '../../src/workers/run-scenario.js';
 import { runScenario } from '../../src/workers/run-scenario.js';
-import { CRASH_MESSAGE } from '../fixtures/farm/crasher.js';
+import { defineScenario, type Scenario } from '../../src/workers/scenario.js';
+import { crashSink, SINK_CRASH_MESSAGE } from '../fixtures/farm/crash-sink.js';
+import { CRASH_MESSAGE, crasher } from '../fixtures/farm/crasher.js';
 import { WAITING_FOREVER } from '../fixtures/farm/hanger.js';
 import { crashScenario, deviceResult, ETIME, hangScenario, neverReleaseScenario } from '../fixtures/farm/scenarios.js';
+import { sink } from '../fixtures/farm/sink.js';
 
 /**
  * The watchdog also runs while workers start (under vitest each loads the sources through tsx, over a
@@ -52,6 +55,58 @@ describe.each(['sim', 'worker'] as const)('a device that crashes, on the %s host
     expect((snk.resvWaits as number[]).every((w) => w > 0)).toBe(true);
 
     // The crasher's buffers (allocated, attached, mapped, never released) are gone; nothing else leaked.
+    expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+  });
+});
+
+/** camera → crash-sink: the sink crashes on its second frame; the camera then fills the link and blocks. */
+function consumerCrashScenario(): Scenario {
+  return defineScenario({
+    name: 'consumer-crash',
+    frames: 8,
+    devices: {
+      cam0: { model: 'camera', knobs: { width: 64, height: 48, buffers: 4 } },
+      snk: { model: 'crash-sink', knobs: { crashAfter: 1 } },
+    },
+    links: [{ from: 'cam0.out', to: 'snk.in', capacity: 2 }],
+    models: { 'crash-sink': crashSink },
+  });
+}
+
+/** crasher → sink where frame 1 names a buffer that does not exist: the sink's recv of it fails. */
+function corruptFrameScenario(): Scenario {
+  return defineScenario({
+    name: 'corrupt-frame',
+    frames: 4,
+    devices: {
+      src: { model: 'crasher', knobs: { crashAfter: 3, buffers: 6, bogusBufferAt: 1 } },
+      snk: { model: 'sink' },
+    },
+    links: [{ from: 'src.out', to: 'snk.in', capacity: 4 }],
+    models: { crasher, sink },
+  });
+}
+
+describe.each(['sim', 'worker'] as const)('a consumer that crashes, on the %s host', (host: HostKind) => {
+  it('leaves its producer blocked in send on the full link, and no fence reference leaks', async () => {
+    const r = await runScenario(consumerCrashScenario(), { seed: 5, host, timeScale: 0, watchdogMs: WATCHDOG_MS });
+    const crashed = findingsOf(r, 'device-crashed');
+    expect(crashed.map((f) => f.device)).toEqual(['snk']);
+    expect(crashed[0]?.message).toContain(SINK_CRASH_MESSAGE);
+    // The path under test: the camera is stopped inside send, with the frame it was sending (and that
+    // frame's fence reference) in its hands — neither on the link nor put. Other references at teardown:
+    // the frame the sink held when it crashed (its ledger), the frames queued on the link (drained).
+    expect(r.hang?.waiting).toEqual([{ device: 'cam0', op: host === 'sim' ? 'send (link full)' : 'send' }]);
+    expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+  });
+
+  it('whose recv fails after it took the frame (a corrupt descriptor) leaks no fence reference', async () => {
+    const r = await runScenario(corruptFrameScenario(), { seed: 6, host, timeScale: 0, watchdogMs: WATCHDOG_MS });
+    const failed = findingsOf(r, 'device-call-failed');
+    expect(failed.map((f) => f.device)).toEqual(['snk']);
+    expect(failed[0]?.message).toContain('ENOENT');
+    expect(findingsOf(r, 'device-crashed').map((f) => f.device)).toEqual(['src']);
+    expect(r.hang).toBeNull();
     expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
   });
 });

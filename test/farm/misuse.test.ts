@@ -71,8 +71,6 @@ const WORKER: Record<string, WorkerCheck> = {
   'gpu-never-signal': 'exact',
   'gpu-use-mapping-after-move-notify': 'exact',
   'gpu-write-fence-as-read': 'exact',
-  // device-worker.ts abandons a finished device's pending fences and drops the count, and worker-host.ts
-  // abandon() returns 0 for a device that finished: fence-never-signalled exists only on the sim host.
   'tee-skip-fence-signal': 'exact',
   'tee-write-after-unmap': 'exact',
 };
@@ -91,9 +89,9 @@ function withoutBugs(s: Scenario): unknown {
 function expectNoLeaks(r: Report): void {
   expect(r.leaks.pages).toBe(0);
   expect(r.leaks.buffers).toBe(0);
-  // After a hang, frames still queued on a link keep the fence references they carry (run-scenario's
-  // teardown does not drain the rings): not asserted for hangs until that is fixed.
-  if (r.hang === null) expect(r.leaks.fences).toBe(0);
+  // Hangs included: the references of frames queued on a link (drained at teardown), of a stuck device's
+  // ledger, and of the frame a device was blocked sending (still in its ledger) are all dropped.
+  expect(r.leaks.fences).toBe(0);
 }
 
 /** Every finding of a race carries both sides, the missing edge and the fix. */
