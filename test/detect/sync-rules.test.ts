@@ -125,7 +125,7 @@ const scripted = defineDevice<{ steps: Step[] }>({
         fence = await ctx.createFence();
         fences.push(fence);
       } else if (s[0] === 'signal') await ctx.signal(fence);
-      else await ctx.addFence(buf, fence, s[1]);
+      else await ctx.addFence(buf, fence, s[1] as DmaResvUsage);
     }
     for (const f of fences) {
       if (ctx.status(f) === 0) await ctx.signal(f);
