@@ -54,6 +54,11 @@ export interface Frame {
   readonly flags: number;
 }
 
+/** A `ww_acquire_ctx`: one ticket for locking several buffers' resvs (Wait-Die: the older ticket wins). */
+export interface AcquireCtx {
+  readonly stamp: number;
+}
+
 export const DMA_DIR_BIDIRECTIONAL = 0;
 export const DMA_DIR_TO_DEVICE = 1;
 export const DMA_DIR_FROM_DEVICE = 2;
@@ -122,13 +127,46 @@ export interface DeviceContext {
   /** A new fence on this device's timeline (next seqno). */
   createFence(): Promise<number>;
   signal(fence: number, error?: number): Promise<number>;
-  /** Wait; returns > 0 when signalled, 0 on timeout. */
+  /**
+   * `dma_fence_wait_timeout`: > 0 when signalled (even with an error: check `status`), 0 on timeout (do
+   * not touch what the fence guards), -EINVAL for a negative timeout.
+   */
   wait(fence: number, timeoutNs?: number): Promise<number>;
-  /** The fence's status: 0 pending, 1 done, < 0 error. */
+  /** The fence's status: 0 pending, 1 done, < 0 the error it completed with (the job failed). */
   status(fence: number): number;
   put(fence: number): Promise<void>;
 
+  /**
+   * `dma_fence_begin_signalling`: from here to `endSignalling(cookie)` the device is on the path that
+   * signals its published fences, where it must not wait on fences, take a resv lock or allocate (the
+   * kernel's cross-driver contract; lockdep's `dma_fence_map`). Sections nest.
+   */
+  beginSignalling(): number;
+  endSignalling(cookie: number): void;
+
+  // --- resv locks (dma_resv_lock, a Wait-Die ww_mutex), for jobs that lock several buffers ---
+  /** `ww_acquire_init`: a ticket; younger tickets back off (-EDEADLK) from older holders. */
+  acquireInit(): AcquireCtx;
+  /**
+   * `dma_resv_lock(buf, acq)`: 0; -EALREADY when `acq` already holds it (do not unlock it twice);
+   * -EDEADLK when `acq` must back off: unlock everything, `lockSlow` this buffer, then lock the rest.
+   * Without a context (`null`) there is no deadlock avoidance. Blocks while another device holds it.
+   */
+  lock(buf: BufferRef, acq: AcquireCtx | null): Promise<number>;
+  /** `dma_resv_lock_slow`: after -EDEADLK, with nothing else held; never backs off. */
+  lockSlow(buf: BufferRef, acq: AcquireCtx): Promise<number>;
+  unlock(buf: BufferRef): Promise<void>;
+  /** `ww_acquire_done`: no more locks with this ticket. */
+  acquireDone(acq: AcquireCtx): void;
+  /** `ww_acquire_fini`: every lock taken with it must be unlocked first. */
+  acquireFini(acq: AcquireCtx): void;
+  /** `dma_resv_reserve_fences` with the lock held: room for `n` more fences until the unlock. */
+  reserveFences(buf: BufferRef, n: number): Promise<number>;
+  /** `dma_resv_add_fence` with the lock held, into a reserved slot. */
+  addFenceLocked(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number>;
+
   // --- implicit sync through the buffer's dma_resv ---
+  /** Lock, reserve a slot, add, unlock: the whole `dma_resv` dance for one fence. */
   addFence(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number>;
   /** Wait for every fence of usage ≤ `usage` on the buffer. */
   waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs?: number): Promise<number>;

@@ -310,6 +310,13 @@ export function dmaResvLock(obj: DmaResv, ctx: WwAcquireCtx | null): number {
 
 /** `dma_resv_lock_slow(obj, ctx)`: after -EDEADLK, with nothing else held; never dies. */
 export function dmaResvLockSlow(obj: DmaResv, ctx: WwAcquireCtx): number {
+  slowChecks(obj, ctx);
+  const ret = lockCommon(obj, ctx, true);
+  if (ret === 0) ctx.contended = null;
+  return ret;
+}
+
+function slowChecks(obj: DmaResv, ctx: WwAcquireCtx): void {
   if (ctx.acquired !== 0) {
     obj.env.warn('ww-mutex-slow-with-locks-held', `dma_resv_lock_slow with ${ctx.acquired} locks still held`, {
       resv: obj.id,
@@ -322,23 +329,26 @@ export function dmaResvLockSlow(obj: DmaResv, ctx: WwAcquireCtx): number {
       contended: ctx.contended.id,
     });
   }
-  const ret = lockCommon(obj, ctx, true);
-  if (ret === 0) ctx.contended = null;
-  return ret;
 }
 
-function lockCommon(obj: DmaResv, ctx: WwAcquireCtx | null, slow: boolean): number {
+/** The debug checks `ww_mutex_lock` makes once per call (CONFIG_DEBUG_MUTEXES / PROVE_LOCKING). */
+function lockChecks(obj: DmaResv, ctx: WwAcquireCtx | null, slow: boolean): void {
+  if (ctx === null) return;
   const env = obj.env;
-  const task = ctx?.task ?? env.current();
-  if (ctx !== null) {
-    if (ctx.done) env.warn('ww-acquire-after-done', 'lock taken after ww_acquire_done', { resv: obj.id });
-    if (!slow && ctx.contended !== null && ctx.contended.index !== obj.index) {
-      env.warn('ww-mutex-no-backoff', 'locking on after -EDEADLK without backing off to lock_slow', {
-        resv: obj.id,
-        contended: ctx.contended.id,
-      });
-    }
+  if (ctx.done) env.warn('ww-acquire-after-done', 'lock taken after ww_acquire_done', { resv: obj.id });
+  if (!slow && ctx.contended !== null && ctx.contended.index !== obj.index) {
+    env.warn('ww-mutex-no-backoff', 'locking on after -EDEADLK without backing off to lock_slow', {
+      resv: obj.id,
+      contended: ctx.contended.id,
+    });
   }
+}
+
+/**
+ * One attempt at the lock: 0 taken; -EALREADY (`ctx` holds it); -EDEADLK (Wait-Die says die, or a
+ * context-less self-deadlock); otherwise the holder's tag (> 0), to sleep on until it changes.
+ */
+function lockTry(obj: DmaResv, task: Task, ctx: WwAcquireCtx | null, slow: boolean): number {
   for (;;) {
     if (tryTake(obj, task, ctx)) return 0;
     const holder = Atomics.load(obj.w, R_LOCK);
@@ -346,7 +356,7 @@ function lockCommon(obj: DmaResv, ctx: WwAcquireCtx | null, slow: boolean): numb
     const holderStamp = Atomics.load(obj.w, R_HOLDER_STAMP);
     if (holder === ownerTag(task)) {
       if (ctx !== null && holderStamp === ctx.stamp) return -EALREADY;
-      env.warn('ww-mutex-recursive', 'dma_resv lock taken twice by one task (self-deadlock)', { resv: obj.id });
+      obj.env.warn('ww-mutex-recursive', 'dma_resv lock taken twice by one task (self-deadlock)', { resv: obj.id });
       return -EDEADLK;
     }
     if (holderStamp === 0) continue; // the holder is between its claim and its stamp: look again
@@ -355,16 +365,63 @@ function lockCommon(obj: DmaResv, ctx: WwAcquireCtx | null, slow: boolean): numb
       ctx.contended = obj;
       return -EDEADLK;
     }
+    return holder;
+  }
+}
+
+function lockCommon(obj: DmaResv, ctx: WwAcquireCtx | null, slow: boolean): number {
+  const env = obj.env;
+  const task = ctx?.task ?? env.current();
+  lockChecks(obj, ctx, slow);
+  for (;;) {
+    const holder = lockTry(obj, task, ctx, slow);
+    if (holder <= 0) return holder;
     if (Atomics.load(obj.w, R_HOLDER_THREAD) === env.threadId + 1) {
       env.warn('ww-mutex-same-thread-contention', 'resv held by another task on this thread: cannot sleep for it', {
         resv: obj.id,
       });
       return -EBUSY;
     }
-    // Sleep until this holder lets go; any change of holder wakes us (unlock notifies) to re-run Wait-Die.
-    Atomics.add(obj.w, R_LOCK_WAITERS, 1);
-    Atomics.wait(obj.w, R_LOCK, holder);
-    Atomics.sub(obj.w, R_LOCK_WAITERS, 1);
+    dmaResvSleepOnLock(obj, holder, Number.POSITIVE_INFINITY);
+  }
+}
+
+/**
+ * Sleep until the lock's holder changes from `holder` (or `timeoutMs` passes). Any change of holder wakes
+ * us (unlock notifies) to re-run Wait-Die: a new, older holder may mean we must die now.
+ */
+export function dmaResvSleepOnLock(obj: DmaResv, holder: number, timeoutMs: number): void {
+  Atomics.add(obj.w, R_LOCK_WAITERS, 1);
+  Atomics.wait(obj.w, R_LOCK, holder, timeoutMs);
+  Atomics.sub(obj.w, R_LOCK_WAITERS, 1);
+}
+
+/** The lock word's current holder tag (0 unlocked): what a cooperative waiter watches for a change. */
+export function dmaResvLockHolder(obj: DmaResv): number {
+  return Atomics.load(obj.w, R_LOCK);
+}
+
+/**
+ * `dma_resv_lock` / `dma_resv_lock_slow` for a caller that blocks its own way: a device on the sim host
+ * parks in the scheduler (all devices share one thread, so none may sleep the thread), a device worker
+ * sleeps between heartbeats. `sleep(holder)` returns once the holder may have changed. Same results and
+ * the same debug checks as the blocking calls; `task` is the locking task when `ctx` is null.
+ */
+export async function dmaResvLockCooperative(
+  obj: DmaResv,
+  ctx: WwAcquireCtx | null,
+  task: Task,
+  opts: { slow: boolean; sleep: (holder: number) => Promise<void> },
+): Promise<number> {
+  if (opts.slow && ctx !== null) slowChecks(obj, ctx);
+  lockChecks(obj, ctx, opts.slow);
+  for (;;) {
+    const holder = lockTry(obj, ctx?.task ?? task, ctx, opts.slow);
+    if (holder <= 0) {
+      if (holder === 0 && opts.slow && ctx !== null) ctx.contended = null;
+      return holder;
+    }
+    await opts.sleep(holder);
   }
 }
 

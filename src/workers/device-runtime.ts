@@ -20,8 +20,26 @@ import {
   resvSnapshot,
   type SyncMisuse,
 } from '../detect/sync-rules.js';
+import {
+  HELD_LOCKS_MAX,
+  WAIT_FENCE,
+  WAIT_LOCK,
+  WAIT_RECV,
+  WAIT_SEND,
+  WaitForAgent,
+  type WaitForShared,
+  type WaitStep,
+} from '../detect/wait-for.js';
 import { Checksum, checksumBytes, fillBytes } from '../devices/checksum.js';
-import type { AttachmentRef, BufferRef, CpuMapping, DeviceContext, Frame, Mapping } from '../devices/device.js';
+import type {
+  AcquireCtx,
+  AttachmentRef,
+  BufferRef,
+  CpuMapping,
+  DeviceContext,
+  Frame,
+  Mapping,
+} from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
 import type { CpuCache } from '../kernel/cpu-cache.js';
 import {
@@ -30,6 +48,7 @@ import {
   dmaFencePut,
   dmaFenceSetError,
   dmaFenceSignal,
+  FENCE_COUNT_MAX_LIMIT as FENCE_SLOT_SPAN,
   type FenceHandle,
   type FenceTable,
   registerFenceOps,
@@ -39,12 +58,17 @@ import {
   type DmaResvUsage,
   dmaResvAddFence,
   dmaResvGetFences,
-  dmaResvLock,
+  dmaResvLockCooperative,
   dmaResvReserveFences,
   dmaResvUnlock,
   type ResvTable,
+  type WwAcquireCtx,
+  wwAcquireDone,
+  wwAcquireFini,
+  wwAcquireInit,
 } from '../kernel/dma-resv.js';
-import { EINVAL, EMFILE, errnoName, isErr } from '../kernel/errno.js';
+import { EALREADY, EINVAL, EMFILE, ENOMEM, errnoName, isErr } from '../kernel/errno.js';
+import type { Task } from '../kernel/kernel-core.js';
 import type { Arena } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
 import { PAGE_SIZE } from '../kernel/uapi.js';
@@ -74,6 +98,8 @@ export interface Blocking {
   waitFence(t: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number>;
   push(ring: LinkRing, d: FrameDescriptor): Promise<void>;
   pop(ring: LinkRing): Promise<FrameDescriptor | null>;
+  /** Until the holder of the resv lock may have changed from `holder` (see dmaResvLockCooperative). */
+  waitLock(obj: DmaResv, holder: number): Promise<void>;
 }
 
 export interface ControlPlane {
@@ -89,6 +115,8 @@ export interface ControlPlane {
   bufferRef(id: number): Promise<BufferRef | number>;
   resvIndexOf(id: number): Promise<number>;
   misuse(rule: string, message: string, objects?: Record<string, string | number>, detail?: WarningDetail): void;
+  /** A lock-order / cross-release edge for the run's lockdep graph (sent once per distinct edge). */
+  lockdep(from: string, to: string, op: string): void;
 }
 
 export interface RuntimeShared {
@@ -104,6 +132,10 @@ export interface RuntimeShared {
   ledger: FenceLedger;
   /** The happens-before race detector's shared state, or null when detection is off. */
   hb: HbShared | null;
+  /** What every device is blocked on (always kept: hang reports need it too). */
+  waitFor: WaitForShared;
+  /** The device's kernel task: it owns the resv locks the device takes. */
+  task: Task;
 }
 
 /**
@@ -125,6 +157,34 @@ export function abandonLedger(t: FenceTable, ledger: FenceLedger, error: number)
   }
   ledger.clear();
   return pending;
+}
+
+/** How to break each kind of wait-for cycle. */
+export const CYCLE_HINTS = {
+  'ww-no-ctx-abba':
+    'lock several resvs with one ww_acquire_ctx (dma_resv_lock with a ticket; on -EDEADLK unlock all, lock_slow the contended one, retry), or always in one global order',
+  'fence-lock-wait-cycle':
+    'a lock held across a fence wait must never be needed to signal that fence: drop it before waiting, or take it before publishing your fences',
+  'fence-wait-cycle':
+    'fence dependencies must form a DAG: a job may only wait on fences of work submitted before it, never on a fence that waits for it',
+} as const;
+
+/** One step of a wait-for chain in words ("disp0 waits for cam0#4 (cam0 signals it)"). */
+export function describeWait(st: WaitStep, names: readonly string[] = deviceNames): string {
+  const who = names[st.device] ?? `device${st.device}`;
+  const peer = st.peer >= 0 ? (names[st.peer] ?? `device${st.peer}`) : 'nobody known';
+  switch (st.kind) {
+    case WAIT_FENCE:
+      return st.peer >= 0 ? `${who} waits for ${peer}#${st.d}` : `${who} waits for fence ${st.c}:${st.d}`;
+    case WAIT_LOCK:
+      return `${who} waits for the resv lock of buffer ${st.a} (held by ${peer})`;
+    case WAIT_SEND:
+      return `${who} waits for room on its link to ${peer}`;
+    case WAIT_RECV:
+      return `${who} waits for a frame from ${peer}`;
+    default:
+      return `${who} runs`;
+  }
 }
 
 /** A device-level failure of a kernel call the model did not expect to fail. */
@@ -190,6 +250,30 @@ export class DeviceRuntime implements DeviceContext {
   private readonly usageCheck: ResvUsageCheck;
   /** Buffer id → the device fences its resv held when this device last waited on it (implicit sync). */
   private readonly resvSeen = new Map<number, { usage: DmaResvUsage; fences: ResvSeen[] }>();
+  /** This device's words in the wait-for table. */
+  private readonly waits: WaitForAgent;
+  /** The highest seqno this device signalled on its own timeline. */
+  private signalledSeqnoMax = 0;
+  /**
+   * Own fences published (added to a resv, or sent) and not yet signalled: while any is, the device is
+   * on the signalling path of its timeline (the kernel's contract starts the section at publication).
+   */
+  private readonly ownPublished = new Set<number>();
+  /** Nesting depth of begin/end_signalling. */
+  private signallingDepth = 0;
+  /** Resv locks held through `lock`: buffer → its acquire context (null: none). */
+  private readonly heldLocks = new Map<number, WwAcquireCtx | null>();
+  /** Buffers a `lock` answered -EALREADY for while held: unlocking one twice is the ignored -EALREADY. */
+  private readonly alreadyAnswered = new Set<number>();
+  private readonly acquireCtxs = new Map<number, WwAcquireCtx>();
+  /** Lockdep edges this device already sent (each is sent once). */
+  private readonly lockdepSent = new Set<string>();
+  /**
+   * A wait that did not give what it guards: it timed out (0), or the fence completed with an error. Any
+   * access to buffer memory before the device looks (`status`) or waits again is the misread.
+   */
+  private unsafeWait: { rule: 'fence-timeout-misread' | 'fence-error-ignored'; fence: string; error: number } | null =
+    null;
 
   constructor(opts: {
     name: string;
@@ -221,6 +305,7 @@ export class DeviceRuntime implements DeviceContext {
       opts.fenceContext,
       (f) => `${this.name}#${opts.shared.fences.seqnoOf(f)}`,
     );
+    this.waits = new WaitForAgent(opts.shared.waitFor, opts.index);
   }
 
   private ev(op: Op, a = 0, b = 0, c = 0): void {
@@ -245,6 +330,7 @@ export class DeviceRuntime implements DeviceContext {
 
   // --- control plane ---
   async allocate(heap: string, sizeBytes: number): Promise<BufferRef> {
+    this.signalPathCheck(`allocated ${sizeBytes} bytes`);
     await this.block.point('allocate');
     const r = this.must(`allocate ${sizeBytes} bytes from ${heap}`, await this.cp.allocate(heap, sizeBytes));
     this.ev('allocate', r.id, sizeBytes);
@@ -404,6 +490,7 @@ export class DeviceRuntime implements DeviceContext {
   // --- data plane ---
   /** Spans of a mapping's bytes in the arenas, after the shared-table checks. */
   private spans(m: Mapping, offset: number, lengthBytes: number, write: boolean): Uint8Array[] | null {
+    if (this.unsafeWait !== null) this.reportUnsafeWait(m.bufferId, write);
     const state = mappingState(this.shared.mappingWords, m.id);
     if (state === MAP_DEAD) {
       this.cp.misuse(
@@ -548,6 +635,7 @@ export class DeviceRuntime implements DeviceContext {
     this.seqno++;
     const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
     this.hold(f, true);
+    this.waits.emitted(this.seqno);
     this.hb?.fenceCreated(t.slotIndexOf(f));
     this.ev('fence', this.context, this.seqno);
     return f;
@@ -556,10 +644,10 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('signal');
     const t = this.shared.fences;
     if (error !== undefined) dmaFenceSetError(t, fence, error);
+    const pending = t.isLive(fence) && dmaFenceGetStatus(t, fence) === 0;
     // Release: everything this device did so far happens-before whatever a waiter does after the fence.
-    if (this.hb !== null && t.isLive(fence) && dmaFenceGetStatus(t, fence) === 0) {
-      this.hb.releaseToFence(t.slotIndexOf(fence));
-    }
+    if (this.hb !== null && pending) this.hb.releaseToFence(t.slotIndexOf(fence));
+    if (pending) this.settleOwn(fence);
     const r = dmaFenceSignal(t, fence);
     this.ev('signal', t.contextOf(fence), t.seqnoOf(fence));
     if (r === -EINVAL && t.isLive(fence)) {
@@ -568,18 +656,60 @@ export class DeviceRuntime implements DeviceContext {
         seqno: t.seqnoOf(fence),
       });
     }
+    // Passing a failure on is what a consumer of a failed fence must do: it has looked.
+    if (error !== undefined && error < 0) this.unsafeWait = null;
     return r;
   }
+
+  /**
+   * One of this device's own fences is about to signal. "All fences on the same context are fully ordered"
+   * (dma-fence.c): a seqno below one already signalled completes out of order, and dma_fence_is_later,
+   * timeline waits and chains will have taken it for done. Reported when the late one signals — a fence
+   * that never signals is a leak or a hang, not an order violation.
+   */
+  private settleOwn(fence: number): void {
+    const t = this.shared.fences;
+    if (t.contextOf(fence) !== this.context) return;
+    const seqno = t.seqnoOf(fence);
+    if (seqno < this.signalledSeqnoMax) {
+      this.cp.misuse(
+        'fence-seqno-order',
+        `signalled ${this.name}#${seqno} after ${this.name}#${this.signalledSeqnoMax} (later on the same timeline)`,
+        { context: this.context, seqno, signalledSeqno: this.signalledSeqnoMax },
+        {
+          site: 'signal',
+          hint: `signal ${this.name}'s fences in the order they were created (seqno order): a job that completes early waits for its predecessors, or gets its own timeline`,
+        },
+      );
+    }
+    this.signalledSeqnoMax = Math.max(this.signalledSeqnoMax, seqno);
+    this.ownPublished.delete(fence);
+    this.waits.signalled(seqno);
+  }
+
   async wait(fence: number, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
     const t = this.shared.fences;
     this.ev('wait', t.contextOf(fence), t.seqnoOf(fence));
+    if (timeoutNs < 0) {
+      // dma_fence_wait_timeout: WARN_ON(timeout < 0) and -EINVAL (drivers/dma-buf/dma-fence.c).
+      this.cp.misuse('fence-wait-negative-timeout', `waited on ${this.fenceName(fence)} with timeout ${timeoutNs} ns`, {
+        timeoutNs,
+      });
+      return -EINVAL;
+    }
+    this.beforeWait(fence);
     const r = await this.block.waitFence(t, fence, timeoutNs);
-    if (r > 0) this.acquired(fence);
+    // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
+    this.waits.unblock();
+    this.afterWait(fence, r);
     this.ev('waited', t.contextOf(fence), t.seqnoOf(fence), r);
     return r;
   }
   status(fence: number): number {
-    return dmaFenceGetStatus(this.shared.fences, fence);
+    const st = dmaFenceGetStatus(this.shared.fences, fence);
+    // The device looked at the outcome: what it does next is its decision, not a misread.
+    if (st !== 0) this.unsafeWait = null;
+    return st;
   }
   async put(fence: number): Promise<void> {
     // Not a scheduling point: dropping one's own reference changes nothing another device can observe
@@ -588,6 +718,262 @@ export class DeviceRuntime implements DeviceContext {
     dmaFencePut(this.shared.fences, fence);
   }
 
+  private fenceName(fence: number): string {
+    const t = this.shared.fences;
+    if (!t.isLive(fence)) return `fence ${fence}`;
+    if (t.opsIdOf(fence) === deviceFenceOps) return `${deviceNames[t.auxOf(fence)] ?? 'device'}#${t.seqnoOf(fence)}`;
+    return `fence ${t.contextOf(fence)}:${t.seqnoOf(fence)}`;
+  }
+
+  /**
+   * About to wait on `fence`: the checks that need no hang to fire. A wait inside a signalling section
+   * (lockdep: dma_fence_map taken for write inside its own read side), locks held across the wait (a
+   * lockdep edge to the signaller's timeline), and the block-time wait-for walk.
+   */
+  private beforeWait(fence: number): void {
+    const t = this.shared.fences;
+    if (this.signallingDepth > 0) {
+      this.cp.misuse(
+        'fence-wait-in-signalling',
+        `waited on ${this.fenceName(fence)} inside a fence signalling section`,
+        { depth: this.signallingDepth },
+        {
+          site: 'wait',
+          hint: 'a fence signalling path must not wait on fences: another fence may need this one to signal first; wait before dma_fence_begin_signalling',
+        },
+      );
+    }
+    if (!t.isLive(fence)) return;
+    const device = t.opsIdOf(fence) === deviceFenceOps ? t.auxOf(fence) : -1;
+    // Whether or not the fence has signalled yet, as dma_fence_wait_timeout's __dma_fence_might_wait():
+    // the order is what could deadlock, not this run's timing.
+    if (device >= 0 && device !== this.index) {
+      for (const buf of this.heldLocks.keys()) this.lockdepEdge(`resv:${buf}`, `signal:${deviceNames[device]}`, 'wait');
+    }
+    if (dmaFenceGetStatus(t, fence) !== 0) return;
+    const slot = t.slotIndexOf(fence);
+    this.waits.block(WAIT_FENCE, device, slot, (fence - slot) / FENCE_SLOT_SPAN, t.contextOf(fence), t.seqnoOf(fence));
+    this.checkCycle();
+  }
+
+  /** A wait ended with `r`: acquire its clock when it completed; remember a timeout or a failure. */
+  private afterWait(fence: number, r: number, errors = true): void {
+    const t = this.shared.fences;
+    if (r <= 0) {
+      this.unsafeWait = { rule: 'fence-timeout-misread', fence: this.fenceName(fence), error: 0 };
+      return;
+    }
+    this.acquired(fence);
+    const st = errors && t.isLive(fence) ? dmaFenceGetStatus(t, fence) : 1;
+    this.unsafeWait = st < 0 ? { rule: 'fence-error-ignored', fence: this.fenceName(fence), error: st } : null;
+  }
+
+  /** One of this device's fences became visible to others (in a resv, or sent on a link). */
+  private published(fence: number): void {
+    const t = this.shared.fences;
+    if (t.isLive(fence) && t.contextOf(fence) === this.context && dmaFenceGetStatus(t, fence) === 0) {
+      this.ownPublished.add(fence);
+    }
+  }
+
+  private lockdepEdge(from: string, to: string, op: string): void {
+    const key = `${from}>${to}`;
+    if (this.lockdepSent.has(key)) return;
+    this.lockdepSent.add(key);
+    this.cp.lockdep(from, to, op);
+  }
+
+  // --- signalling sections and resv locks ---
+  beginSignalling(): number {
+    this.signallingDepth++;
+    this.ev('signalling', 1, this.signallingDepth);
+    return this.signallingDepth;
+  }
+  endSignalling(cookie: number): void {
+    if (cookie !== this.signallingDepth) {
+      this.cp.misuse(
+        'fence-signalling-unbalanced',
+        `dma_fence_end_signalling(${cookie}) does not close the innermost section (depth ${this.signallingDepth})`,
+        { cookie, depth: this.signallingDepth },
+      );
+    }
+    this.signallingDepth = Math.max(0, Math.min(this.signallingDepth, cookie) - 1);
+    this.ev('signalling', 0, this.signallingDepth);
+  }
+
+  private signalPathCheck(what: string): void {
+    if (this.signallingDepth === 0) return;
+    this.cp.misuse(
+      'fence-signal-path-lock',
+      `${what} inside a fence signalling section`,
+      { depth: this.signallingDepth },
+      {
+        site: what.split(' ')[0] ?? what,
+        hint: 'code needed to signal a fence must not take dma_resv locks (others wait on fences while holding them) nor allocate memory (reclaim may wait on fences): do it before dma_fence_begin_signalling',
+      },
+    );
+  }
+
+  /**
+   * dma_resv_lock for this device, parking (sim) or sleeping (worker) while another device holds it. Records
+   * the lockdep edges the acquisition makes and, while it blocks, what it waits for.
+   */
+  private async lockResv(obj: DmaResv, bufferId: number, ww: WwAcquireCtx | null, slow: boolean, op: string) {
+    this.signalPathCheck(`took the resv lock of buffer ${bufferId}`);
+    const devices = deviceNames.length;
+    const r = await dmaResvLockCooperative(obj, ww, this.shared.task, {
+      slow,
+      sleep: async (holder) => {
+        this.waits.block(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, devices), bufferId);
+        this.checkCycle();
+        await this.block.waitLock(obj, holder);
+        this.waits.unblock();
+      },
+    });
+    if (r !== 0) return r;
+    for (const [held, heldWith] of this.heldLocks) {
+      // Locks taken under one ticket are ordered by Wait-Die, not by the order they were taken in.
+      if (ww === null || heldWith !== ww) this.lockdepEdge(`resv:${held}`, `resv:${bufferId}`, op);
+    }
+    if (this.ownPublished.size > 0) this.lockdepEdge(`signal:${this.name}`, `resv:${bufferId}`, op);
+    return 0;
+  }
+
+  acquireInit(): AcquireCtx {
+    const ww = wwAcquireInit(this.shared.resvs, this.shared.task);
+    this.acquireCtxs.set(ww.stamp, ww);
+    return { stamp: ww.stamp };
+  }
+  private ww(acq: AcquireCtx | null): WwAcquireCtx | null {
+    if (acq === null) return null;
+    const ww = this.acquireCtxs.get(acq.stamp);
+    assert(ww !== undefined, `${this.name} used acquire context ${acq.stamp} it did not create or already finished`);
+    return ww;
+  }
+  async lock(buf: BufferRef, acq: AcquireCtx | null): Promise<number> {
+    const obj = await this.resv(buf);
+    await this.block.point('lock');
+    const ww = this.ww(acq);
+    const r = await this.lockResv(obj, buf.id, ww, false, 'lock');
+    this.ev('lock', buf.id, r);
+    if (r === 0) this.noteLocked(buf.id, ww);
+    if (r === -EALREADY) this.alreadyAnswered.add(buf.id);
+    return r;
+  }
+  async lockSlow(buf: BufferRef, acq: AcquireCtx): Promise<number> {
+    const obj = await this.resv(buf);
+    await this.block.point('lock');
+    const ww = this.ww(acq);
+    const r = await this.lockResv(obj, buf.id, ww, true, 'lock-slow');
+    this.ev('lock', buf.id, r);
+    if (r === 0) this.noteLocked(buf.id, ww);
+    return r;
+  }
+  private noteLocked(bufferId: number, ww: WwAcquireCtx | null): void {
+    if (!this.waits.holdLock(bufferId)) {
+      throw new DeviceCallError(`hold more than ${HELD_LOCKS_MAX} resv locks at once`, -ENOMEM);
+    }
+    this.heldLocks.set(bufferId, ww);
+  }
+  async unlock(buf: BufferRef): Promise<void> {
+    const obj = await this.resv(buf);
+    await this.block.point('unlock');
+    this.ev('unlock', buf.id);
+    if (!this.heldLocks.has(buf.id) && this.alreadyAnswered.has(buf.id)) {
+      // The kernel would see an unlock of an unlocked (or someone else's) mutex; the cause is earlier.
+      this.alreadyAnswered.delete(buf.id);
+      this.cp.misuse(
+        'ww-ealready-ignored',
+        `unlocked buffer ${buf.id} a second time: dma_resv_lock returned -EALREADY for it (it was already held in this acquire context), and that was taken for a new lock`,
+        { ino: buf.id },
+        {
+          site: 'unlock',
+          hint: '-EALREADY means the buffer is on the job list twice: skip the duplicate and do not unlock it twice',
+        },
+      );
+      return;
+    }
+    this.heldLocks.delete(buf.id);
+    this.waits.dropLock(buf.id);
+    dmaResvUnlock(obj);
+  }
+  acquireDone(acq: AcquireCtx): void {
+    const ww = this.ww(acq);
+    if (ww !== null) wwAcquireDone(ww);
+  }
+  acquireFini(acq: AcquireCtx): void {
+    const ww = this.ww(acq);
+    if (ww === null) return;
+    wwAcquireFini(this.shared.resvs, ww);
+    this.acquireCtxs.delete(acq.stamp);
+    for (const b of [...this.alreadyAnswered]) if (!this.heldLocks.has(b)) this.alreadyAnswered.delete(b);
+  }
+  async reserveFences(buf: BufferRef, n: number): Promise<number> {
+    const obj = await this.resv(buf);
+    await this.block.point('resv');
+    return dmaResvReserveFences(obj, n);
+  }
+  async addFenceLocked(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number> {
+    this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
+    const obj = await this.resv(buf);
+    await this.block.point('resv');
+    this.hb?.acquireResv(obj.index);
+    const r = dmaResvAddFence(obj, fence, usage);
+    this.hb?.releaseResv(obj.index);
+    if (!r) this.published(fence);
+    this.ev('resv-add', buf.id, usage);
+    return r;
+  }
+
+  /** The device touched buffer memory right after a wait that did not give what it guards. */
+  private reportUnsafeWait(bufferId: number, write: boolean): void {
+    const u = this.unsafeWait;
+    if (u === null) return;
+    this.unsafeWait = null;
+    if (u.rule === 'fence-timeout-misread') {
+      this.cp.misuse(
+        u.rule,
+        `${write ? 'wrote' : 'read'} buffer ${bufferId} after its wait on ${u.fence} timed out (returned 0)`,
+        { ino: bufferId },
+        {
+          site: write ? 'write' : 'read',
+          hint: 'dma_fence_wait_timeout returns 0 on timeout, > 0 only when signalled: treat 0 as "not ready" and do not touch the buffer',
+        },
+      );
+    } else {
+      this.cp.misuse(
+        u.rule,
+        `${write ? 'wrote' : 'read'} buffer ${bufferId} guarded by ${u.fence}, which completed with ${errnoName(u.error)}`,
+        { ino: bufferId, error: u.error },
+        {
+          site: write ? 'write' : 'read',
+          hint: 'check dma_fence_get_status after the wait: a negative status means the producer failed; drop the frame and signal your own fence with the error',
+        },
+      );
+    }
+  }
+
+  /** Walk the wait-for chain from this device's published wait; report a cycle through it. */
+  private checkCycle(): void {
+    const t = this.shared.fences;
+    const cycle = this.shared.waitFor.cycleFrom(this.index, deviceNames.length, (st) => {
+      if (st.kind === WAIT_FENCE) {
+        const f = st.b * FENCE_SLOT_SPAN + st.a;
+        return t.isLive(f) && dmaFenceGetStatus(t, f) === 0;
+      }
+      if (st.kind === WAIT_LOCK) return this.shared.waitFor.holderOf(st.a, deviceNames.length) === st.peer;
+      return false;
+    });
+    if (cycle === null) return;
+    const locks = cycle.filter((st) => st.kind === WAIT_LOCK).length;
+    const rule = locks === cycle.length ? 'ww-no-ctx-abba' : locks > 0 ? 'fence-lock-wait-cycle' : 'fence-wait-cycle';
+    this.cp.misuse(
+      rule,
+      `deadlock: ${cycle.map((st) => describeWait(st)).join('; ')} (back to the start)`,
+      { devices: cycle.map((st) => deviceNames[st.device] ?? st.device).join(' -> ') },
+      { site: `${rule}-now`, hint: CYCLE_HINTS[rule] },
+    );
+  }
   /**
    * The device is gone (finished, crashed or hung): every fence it created and never signalled is
    * signalled with `error`, so nobody waits for it forever, and its references are dropped. Returns how
@@ -672,8 +1058,9 @@ export class DeviceRuntime implements DeviceContext {
     this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
     const obj = await this.resv(buf);
     await this.block.point('resv');
-    let ret = dmaResvLock(obj, null);
+    let ret = await this.lockResv(obj, buf.id, null, false, 'add-fence');
     if (ret) return ret;
+    this.waits.holdLock(buf.id);
     this.hb?.acquireResv(obj.index);
     try {
       ret = dmaResvReserveFences(obj, 1);
@@ -681,7 +1068,9 @@ export class DeviceRuntime implements DeviceContext {
     } finally {
       this.hb?.releaseResv(obj.index);
       dmaResvUnlock(obj);
+      this.waits.dropLock(buf.id);
     }
+    if (!ret) this.published(fence);
     this.ev('resv-add', buf.id, usage);
     // Its fence on a received frame's buffer is published: the producer may now recycle the buffer.
     const port = this.unacked.get(buf.id);
@@ -703,8 +1092,12 @@ export class DeviceRuntime implements DeviceContext {
     try {
       for (const e of fences) {
         if (left <= 0) break;
+        this.beforeWait(e.fence);
         left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
-        if (left > 0) this.acquired(e.fence);
+        this.waits.unblock();
+        // Errors of implicit fences are the exporter's to handle (the device never held them): only a
+        // timeout is the device's to respect.
+        this.afterWait(e.fence, left, false);
       }
     } finally {
       // A wait can end by a hang or a crash: the references taken for it are dropped either way.
@@ -725,14 +1118,21 @@ export class DeviceRuntime implements DeviceContext {
   async send(port: string, frame: Frame): Promise<void> {
     this.syncMisuse(this.cpuBrackets.published(frame.buffer.id));
     this.ev('send', frame.seq, frame.buffer.id);
-    // The frame carries the fence reference to the consumer (as a sync_file would).
-    if (frame.fence) this.ledger.drop(frame.fence);
-    await this.block.push(this.port(port), {
+    if (frame.fence) this.published(frame.fence);
+    const ring = this.port(port);
+    this.waits.block(WAIT_SEND, ring.consumer);
+    await this.block.push(ring, {
       seq: frame.seq,
       bufferId: frame.buffer.id,
       fence: frame.fence,
       flags: frame.flags,
     });
+    // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
+    this.waits.unblock();
+    // The frame carries the fence reference to the consumer (as a sync_file would) — from the moment it is
+    // on the link, not before: a device stopped while blocked on a full link (a hang) still holds it, in its
+    // ledger, and the host drops it. Dropped before the push, it was on neither and leaked.
+    if (frame.fence) this.ledger.drop(frame.fence);
   }
   async recv(port: string): Promise<Frame | null> {
     // Frames from this port it never fenced: it moved on, so it will not (a consumer that reads without
@@ -742,17 +1142,23 @@ export class DeviceRuntime implements DeviceContext {
       this.unacked.delete(id);
       this.port(p).ack();
     }
-    const d = await this.block.pop(this.port(port));
+    const ring = this.port(port);
+    this.waits.block(WAIT_RECV, ring.producer);
+    const d = await this.block.pop(ring);
+    // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
+    this.waits.unblock();
     if (d === null) {
       this.ev('recv', -1);
       return null;
     }
+    // The frame's fence reference is this device's from the pop on: in its ledger before anything that can
+    // fail or be cut short (the control-plane call below), so the host drops it if the device dies here.
+    if (d.fence) this.hold(d.fence, false);
     let buffer = this.bufferRefs.get(d.bufferId);
     if (buffer === undefined) {
       buffer = this.must(`buffer ${d.bufferId}`, await this.cp.bufferRef(d.bufferId));
       this.bufferRefs.set(d.bufferId, buffer);
     }
-    if (d.fence) this.hold(d.fence, false);
     if (this.unacked.has(d.bufferId)) this.port(this.unacked.get(d.bufferId) as string).ack();
     this.unacked.set(d.bufferId, port);
     this.ev('recv', d.seq, d.bufferId);

@@ -11,6 +11,8 @@
  * naming the device. Tables are bounded (MAPPINGS_MAX, BUFFERS_PER_RUN_MAX).
  */
 
+import { describeNode, LOCKDEP_EDGES_MAX, LockdepGraph } from '../detect/lockdep.js';
+import { WaitForShared } from '../detect/wait-for.js';
 import type { AttachmentRef, BufferRef } from '../devices/device.js';
 import { assert } from '../kernel/assert.js';
 import {
@@ -31,6 +33,15 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/kernel-core.js';
 import type { PageRun } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
+import { CYCLE_HINTS } from './device-runtime.js';
+
+/** How a lockdep edge's operation reads in a report. */
+const EDGE_VERBS: Record<string, string> = {
+  lock: 'took',
+  'lock-slow': 'took',
+  'add-fence': 'took (to add a fence)',
+  wait: 'waited for',
+};
 
 /** Live mappings across all devices of a run. */
 export const MAPPINGS_MAX = 4096;
@@ -96,6 +107,10 @@ export class DeviceService {
   private readonly maps = new Map<number, MapEntry>();
   private nextAttachId = 1;
   private buffersCreated = 0;
+  /** What each device is blocked on: devices write it, hang reports read it. */
+  readonly waitFor = WaitForShared.create();
+  /** The run's lock-order / cross-release graph. */
+  private readonly lockGraph = new LockdepGraph();
 
   constructor(kernel: Kernel, hooks: DeviceServiceHooks) {
     this.kernel = kernel;
@@ -108,6 +123,38 @@ export class DeviceService {
     const task = this.kernel.createTask(name);
     this.devices.set(name, { name, task, buffers: new Set(), attachments: new Set() });
     return task;
+  }
+
+  /**
+   * A device recorded a lockdep edge. An edge that closes a cycle is a deadlock that can happen, whether
+   * or not this run hung: reported once per cycle, by the device whose edge closed it.
+   */
+  lockdep(device: string, from: string, to: string, op: string): void {
+    const r = this.lockGraph.add(from, to, { device, op, timeNs: this.kernel.nowNs() });
+    if (r.kind === 'overflow') {
+      this.misuse(device, 'lockdep-overflow', `more than ${LOCKDEP_EDGES_MAX} lock dependencies: lockdep stops here`);
+      return;
+    }
+    if (r.kind !== 'cycle') return;
+    const locksOnly = r.edges.every((e) => e.from.startsWith('resv:') && e.to.startsWith('resv:'));
+    const rule = locksOnly ? 'ww-no-ctx-abba' : 'fence-lock-wait-cycle';
+    const steps = r.edges.map((e) => {
+      const held = e.from.startsWith('signal:') ? 'it owed published fences' : `holding ${describeNode(e.from)}`;
+      return `${e.site.device} ${EDGE_VERBS[e.site.op] ?? e.site.op} ${describeNode(e.to)} while ${held}`;
+    });
+    this.misuse(
+      device,
+      rule,
+      `possible deadlock: ${steps.join('; ')}`,
+      { cycle: r.edges.map((e) => e.from).join(' -> ') },
+      {
+        site: r.edges
+          .map((e) => `${e.from}>${e.to}`)
+          .sort()
+          .join(','),
+        hint: CYCLE_HINTS[rule],
+      },
+    );
   }
 
   private dev(name: string): DeviceEntry {

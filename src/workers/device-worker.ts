@@ -8,9 +8,10 @@ import { parentPort, receiveMessageOnPort, threadId, workerData } from 'node:wor
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { HbShared } from '../detect/hb.js';
+import { WaitForShared } from '../detect/wait-for.js';
 import { CpuCache } from '../kernel/cpu-cache.js';
 import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
-import { ResvTable } from '../kernel/dma-resv.js';
+import { dmaResvSleepOnLock, ResvTable } from '../kernel/dma-resv.js';
 import { DeviceCallError, DeviceRuntime, mixEvent, setDeviceNames } from './device-runtime.js';
 import { FenceLedger } from './fence-ledger.js';
 import { LinkRing } from './link-ring.js';
@@ -65,6 +66,10 @@ const runtime = new DeviceRuntime({
     push: async (ring, d) => {
       ring.push(d);
     },
+    waitLock: async (obj, holder) => {
+      Atomics.store(beat, 1, opCode('lock'));
+      dmaResvSleepOnLock(obj, holder, Number.POSITIVE_INFINITY);
+    },
     pop: async (ring) => {
       // The runtime records a recv only once it returns; the watchdog must know we are blocked in one.
       Atomics.store(beat, 1, opCode('recv'));
@@ -84,6 +89,7 @@ const runtime = new DeviceRuntime({
     bufferRef: (id) => rpc.bufferRef(id),
     resvIndexOf: (id) => rpc.resvIndexOf(id),
     misuse: (rule, message, objects, detail) => void rpc.misuse(rule, message, objects, detail),
+    lockdep: (from, to, op) => void rpc.lockdep(from, to, op),
   },
   shared: {
     arenas,
@@ -93,6 +99,8 @@ const runtime = new DeviceRuntime({
     mappingWords: new Int32Array(init.mappingSab),
     ledger: FenceLedger.attach(init.ledgerSab),
     hb: init.hbSab === null ? null : HbShared.attach(init.hbSab),
+    waitFor: WaitForShared.attach(init.waitForSab),
+    task,
     ports: new Map(Object.entries(init.ports).map(([p, sab]) => [p, new LinkRing(sab)])),
   },
   // This worker's own synchronous destination: its lines never interleave with another thread's.

@@ -32,7 +32,9 @@ const WAITERS = 3;
 const CAPACITY = 4;
 const EVENTS = 5;
 const ACKED = 6;
-const HEADER = 8;
+const PRODUCER = 7; // device indices of the two ends (-1 unknown), for wait-for chains
+const CONSUMER = 8;
+const HEADER = 10;
 const SLOT_INTS = 4;
 
 export interface FrameDescriptor {
@@ -62,15 +64,30 @@ export class LinkRing {
     this.fenceBase = Math.ceil(((HEADER + this.capacity * SLOT_INTS) * 4) / 8);
   }
 
-  static create(capacity: number): LinkRing {
+  static create(
+    capacity: number,
+    ends: { producer: number; consumer: number } = { producer: -1, consumer: -1 },
+  ): LinkRing {
     assert(
       Number.isInteger(capacity) && capacity > 0 && capacity <= LINK_CAPACITY_MAX,
       `bad link capacity ${capacity}`,
     );
     const ints = HEADER + capacity * SLOT_INTS;
     const sab = new SharedArrayBuffer(Math.ceil((ints * 4) / 8) * 8 + capacity * 8);
-    new Int32Array(sab)[CAPACITY] = capacity;
+    const w = new Int32Array(sab);
+    w[CAPACITY] = capacity;
+    w[PRODUCER] = ends.producer;
+    w[CONSUMER] = ends.consumer;
     return new LinkRing(sab);
+  }
+
+  /** The producing device's index (-1 unknown). */
+  get producer(): number {
+    return this.w[PRODUCER] ?? -1;
+  }
+  /** The consuming device's index (-1 unknown). */
+  get consumer(): number {
+    return this.w[CONSUMER] ?? -1;
   }
 
   get length(): number {

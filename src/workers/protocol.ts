@@ -50,6 +50,8 @@ export interface DeviceWorkerInit {
   ledgerSab: SharedArrayBuffer;
   /** The happens-before detector's shared state (HbShared), or null when detection is off. */
   hbSab: SharedArrayBuffer | null;
+  /** What every device is blocked on (WaitForShared). */
+  waitForSab: SharedArrayBuffer;
   rpcPort: MessagePort;
   /** Real seconds per simulated second of `busy` (0: run flat out, for throughput). */
   timeScale: number;
@@ -90,6 +92,9 @@ export const OPS = Object.freeze([
   'cpu-read',
   'cpu-sync',
   'copy',
+  'lock',
+  'unlock',
+  'signalling',
 ] as const);
 export type Op = (typeof OPS)[number];
 export function opCode(op: string): number {
@@ -111,6 +116,8 @@ export interface KernelRpc {
   bufferRef(id: number): BufferRef | number;
   resvIndexOf(id: number): number;
   misuse(rule: string, message: string, objects?: Record<string, string | number>, detail?: WarningDetail): void;
+  /** A lockdep edge (src/detect/lockdep.ts), sent once per distinct edge by each device. */
+  lockdep(from: string, to: string, op: string): void;
   /** Only when the caller of runScenario asked for device logs (`RunOptions.log`). */
   log(message: string, fields?: Record<string, unknown>): void;
 }

@@ -17,9 +17,17 @@ import {
   dmaFenceSetError,
   dmaFenceSignal,
 } from '../kernel/dma-fence.js';
+import { ResvTable } from '../kernel/dma-resv.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
-import { type ControlPlane, DeviceCallError, DeviceRuntime, mixEvent, setDeviceNames } from './device-runtime.js';
+import {
+  type ControlPlane,
+  DeviceCallError,
+  DeviceRuntime,
+  describeWait,
+  mixEvent,
+  setDeviceNames,
+} from './device-runtime.js';
 import { type DeviceService, DeviceService as Service } from './device-service.js';
 import { FenceLedger } from './fence-ledger.js';
 import { LinkRing } from './link-ring.js';
@@ -97,7 +105,7 @@ export interface Report {
   unexpected: string[];
   missing: string[];
   devices: Record<string, DeviceResult | { error: string }>;
-  hang: HangReport | null;
+  hang: HangDetail | null;
   /** Pages, buffers or fences still held after every device was torn down. */
   leaks: { pages: number; buffers: number; fences: number };
   eventCount: number;
@@ -144,6 +152,7 @@ export function directControl(service: DeviceService, device: string): ControlPl
     bufferRef: async (id) => service.bufferRef(id),
     resvIndexOf: async (id) => service.resvIndexOf(id),
     misuse: (rule, message, objects, detail) => service.misuse(device, rule, message, objects, detail),
+    lockdep: (from, to, op) => service.lockdep(device, from, to, op),
     cpuPages: async (id) => service.cpuPages(device, id),
     cpuAccess: async (id, begin, dir) => service.cpuAccess(device, id, begin, dir as 0 | 1 | 2),
   };
@@ -199,6 +208,30 @@ export function drainLinks(kernel: Kernel, ports: Map<string, Map<string, LinkRi
   return frames;
 }
 
+/**
+ * A hang, as drm_sched and sync/info would tell it: who was stuck in what, the wait-for chain between them
+ * (a cycle when there is one), and every device timeline's last signalled vs last emitted seqno.
+ */
+export interface HangDetail extends HangReport {
+  /** The wait-for chain in words, one step per stuck device. */
+  chain: string[];
+  /** The chain closes on itself: a deadlock, not only a stall. */
+  cycle: boolean;
+  timelines: { device: string; signalled: number; emitted: number }[];
+}
+
+function hangDetail(s: Scenario, service: DeviceService, hang: HangReport): HangDetail {
+  const names = Object.keys(s.devices);
+  const stuck = hang.waiting.map((w) => names.indexOf(w.device)).filter((i) => i >= 0);
+  const { steps, cycle } = service.waitFor.hangChain(stuck);
+  return {
+    ...hang,
+    chain: steps.map((st) => describeWait(st, names)),
+    cycle,
+    timelines: names.map((device, i) => ({ device, ...service.waitFor.timelineOf(i) })),
+  };
+}
+
 /** The shared-table sizes a scenario's kernel gets. */
 export function scenarioTables(s: Scenario): { fences: number; resvs: number } {
   return { fences: s.kernel.fences ?? SCENARIO_FENCES_DEFAULT, resvs: s.kernel.resvs ?? SCENARIO_RESVS_DEFAULT };
@@ -207,11 +240,12 @@ export function scenarioTables(s: Scenario): { fences: number; resvs: number } {
 /** Wire each link's ring to the ports of its two devices. */
 export function buildPorts(s: Scenario): Map<string, Map<string, LinkRing>> {
   const ports = new Map<string, Map<string, LinkRing>>();
-  for (const name of Object.keys(s.devices)) ports.set(name, new Map());
+  const names = Object.keys(s.devices);
+  for (const name of names) ports.set(name, new Map());
   for (const l of s.links) {
-    const ring = LinkRing.create(l.capacity);
     const [fd, fp] = l.from.split('.') as [string, string];
     const [td, tp] = l.to.split('.') as [string, string];
+    const ring = LinkRing.create(l.capacity, { producer: names.indexOf(fd), consumer: names.indexOf(td) });
     ports.get(fd)?.set(fp, ring);
     ports.get(td)?.set(tp, ring);
   }
@@ -254,7 +288,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const extra: Finding[] = [];
   const contexts = new Map<string, number>();
   names.forEach((name, i) => {
-    service.registerDevice(name);
+    const task = service.registerDevice(name);
     sched.add(name);
     contexts.set(name, dmaFenceContextAlloc(kernel.fences, 1));
     runtimes.set(
@@ -269,7 +303,16 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
         shared: {
           arenas: kernel.mem.arenaList(),
           fences: kernel.fences,
-          resvs: kernel.resvs,
+          // The device's own view of the resv table: its task owns the locks it takes, and misuse it
+          // commits there is its own (as in a worker).
+          resvs: ResvTable.attach(kernel.resvs.sab, {
+            fences: kernel.fences,
+            current: () => task,
+            threadId: 0,
+            warn: (rule, message, objects) => service.misuse(name, rule, message, objects),
+          }),
+          waitFor: service.waitFor,
+          task,
           cache: kernel.cache,
           mappingWords: service.mappingWords,
           ports: ports.get(name) ?? new Map(),
@@ -383,15 +426,21 @@ export function finish(
   log: { count: number; hash: string },
   results: Record<string, DeviceResult | { error: string }>,
   extra: Finding[],
-  hang: HangReport | null,
+  hangSeen: HangReport | null,
   durationNs: number,
   steps: number,
   host: HostKind,
 ): Report {
+  const hang = hangSeen === null ? null : hangDetail(s, service, hangSeen);
   if (hang !== null) {
+    const timelines = hang.timelines.map((t) => `${t.device} signalled=${t.signalled} emitted=${t.emitted}`);
     extra.push({
       rule: 'hang',
-      message: `nothing could make progress: ${hang.waiting.map((w) => `${w.device} in ${w.op}`).join('; ')}`,
+      message: [
+        `nothing could make progress: ${hang.waiting.map((w) => `${w.device} in ${w.op}`).join('; ')}`,
+        `wait-for ${hang.cycle ? 'cycle' : 'chain'}: ${hang.chain.join('; ')}${hang.cycle ? ' (back to the start)' : ''}`,
+        `timelines: ${timelines.join(' | ')}`,
+      ].join('\n  '),
       device: null,
       timeNs: hang.timeNs,
       objects: Object.fromEntries(hang.waiting.map((w) => [w.device, w.op])),

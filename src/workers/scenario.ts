@@ -14,6 +14,7 @@ import { camera } from '../devices/camera.js';
 import type { DeviceModel } from '../devices/device.js';
 import { display } from '../devices/display.js';
 import { gpu } from '../devices/gpu.js';
+import { script } from '../devices/script.js';
 import { tee } from '../devices/tee.js';
 import { videoDecoder } from '../devices/video-decoder.js';
 import { LINK_CAPACITY_MAX } from './link-ring.js';
@@ -27,6 +28,7 @@ export const builtinModels: Readonly<Record<string, AnyDeviceModel>> = Object.fr
   gpu,
   'video-decoder': videoDecoder,
   tee,
+  script,
 });
 
 const endpoint = z.string().regex(/^[A-Za-z_][\w-]*\.[A-Za-z_][\w-]*$/, "must be 'device.port'");

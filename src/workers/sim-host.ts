@@ -14,6 +14,7 @@
  */
 import { assert } from '../kernel/assert.js';
 import { dmaFenceIsSignaled, type FenceHandle, type FenceTable } from '../kernel/dma-fence.js';
+import { type DmaResv, dmaResvLockHolder } from '../kernel/dma-resv.js';
 import type { Blocking } from './device-runtime.js';
 import type { FrameDescriptor, LinkRing } from './link-ring.js';
 import type { Prng } from './prng.js';
@@ -190,6 +191,9 @@ export function simBlocking(sched: SimScheduler, name: string): Blocking {
       await sched.park(name, 'send (link full)', () => ring.canPush());
       assert(ring.tryPush(d), 'sim push after canPush');
     },
+    // A resv lock held by another device: park until its holder changes (never sleep the one thread).
+    waitLock: (obj: DmaResv, holder: number) =>
+      sched.park(name, `lock resv ${obj.id}`, () => dmaResvLockHolder(obj) !== holder),
     async pop(ring: LinkRing): Promise<FrameDescriptor | null> {
       await sched.park(name, 'recv (link empty)', () => ring.canPop());
       return ring.tryPop();

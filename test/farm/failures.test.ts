@@ -133,7 +133,9 @@ describe('a device that hangs, on the worker host', () => {
     expect(hang[0]?.message).toContain('stuck in wait');
     expect(r.devices.stuck).toEqual({ error: expect.any(String) });
     expect(r.ok).toBe(false);
-    expect(r.unexpected).toEqual(['hang']);
+    // Waiting on its own unsignalled fence is a deadlock the wait-for walk sees as the wait begins.
+    expect(r.unexpected).toEqual(['fence-wait-cycle', 'hang']);
+    expect(findingsOf(r, 'fence-wait-cycle')[0]?.message).toContain('stuck waits for stuck#1');
 
     // Declared hung one watchdog period after it stopped (a tick is at most 250 ms; allow for a busy machine),
     // never before. `hang.timeNs` is performance.now() on this thread when the watchdog fired.

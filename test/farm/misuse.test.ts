@@ -48,10 +48,12 @@ const rules = (r: Report): string[] => [...new Set(r.findings.map((f) => f.rule)
  * - 'race': a content-mismatch there needs the consumer to have read too early, which a flat-out worker
  *   run may or may not do; the race is reported either way (RAW if the write came first, WAR if the read
  *   did), and nothing outside the declared findings may appear;
+ * - 'exact-realtime': as 'exact', with `busy` taking real time (timeScale 1): the bug is a wait that times
+ *   out, which needs the producer to really take longer than the timeout;
  * - knownGap: the worker host does not produce the finding yet (the comment names the code); the check is
  *   `it.fails`, so it turns red — and must become 'exact' — once the gap is closed.
  */
-type WorkerCheck = 'exact' | 'race' | { knownGap: string };
+type WorkerCheck = 'exact' | 'exact-realtime' | 'race' | { knownGap: string };
 const WORKER: Record<string, WorkerCheck> = {
   'camera-cpu-sync-read-flags': 'exact',
   'camera-cpu-write-unbracketed': 'exact',
@@ -73,6 +75,16 @@ const WORKER: Record<string, WorkerCheck> = {
   'gpu-write-fence-as-read': 'exact',
   'tee-skip-fence-signal': 'exact',
   'tee-write-after-unmap': 'exact',
+  'script-abba-no-ctx': 'exact',
+  'script-add-fence-unlocked': 'exact',
+  'script-ealready-ignored': 'exact',
+  'script-error-ignored': 'exact',
+  'script-fence-wait-cycle': 'exact',
+  'script-lock-across-wait': 'exact',
+  'script-lock-in-signalling': 'exact',
+  'script-seqno-order': 'exact',
+  'script-timeout-misread': 'exact-realtime',
+  'script-wait-in-signalling': 'exact',
 };
 
 /** Knobs without `bugs`: what a fixed twin must share with its buggy scenario. */
@@ -160,7 +172,7 @@ describe('scenarios/misuse', () => {
       const r = await runScenario(s, {
         seed: 7,
         host: 'worker',
-        timeScale: 0,
+        timeScale: check === 'exact-realtime' ? 1 : 0,
         ...(hang ? { watchdogMs: HANG_WATCHDOG_MS } : {}),
       });
       return { s, r };
@@ -170,7 +182,7 @@ describe('scenarios/misuse', () => {
         const { r } = await onWorker();
         expect(r.missing).toEqual([]);
       });
-    } else if (check === 'exact') {
+    } else if (check === 'exact' || check === 'exact-realtime') {
       it('produces exactly its declared findings on the worker host', async () => {
         const { s, r } = await onWorker();
         expect({ unexpected: r.unexpected, missing: r.missing }).toEqual({ unexpected: [], missing: [] });
