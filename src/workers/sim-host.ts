@@ -53,6 +53,17 @@ export class SimScheduler {
   private readonly prng: Prng;
   private readonly policy: SchedulePolicy;
   private readonly tasks = new Map<string, SimTask>();
+  private all: SimTask[] = [];
+  private readonly ready: SimTask[] = [];
+  /**
+   * Set once every device has reached its first point: from then on the device that parks (or finishes)
+   * picks the next one itself, synchronously. The scheduler never awaits a device, so a step costs one
+   * promise (the parked device's) and one microtask hop instead of three promises and several hops.
+   */
+  private stepping: { resolve: (r: HangReport | null) => void; reject: (e: unknown) => void } | null = null;
+  /** After a hang: the stuck devices still to be failed, in order, and the report to return after them. */
+  private failing: SimTask[] | null = null;
+  private hang: HangReport | null = null;
 
   /** `policy` picks who runs at each step, drawing from `prng` (default: uniform over the ready devices). */
   constructor(prng: Prng, policy: SchedulePolicy = randomPolicy) {
@@ -93,9 +104,7 @@ export class SimScheduler {
       t.resume = resolve;
       t.fail = reject;
     });
-    const notify = t.onPark;
-    t.onPark = null;
-    notify?.();
+    this.yielded(t);
     return parked;
   }
 
@@ -103,9 +112,15 @@ export class SimScheduler {
   finish(name: string): void {
     const t = this.task(name);
     t.state = 'done';
+    this.yielded(t);
+  }
+
+  /** The running device gave the thread back: start-up waits for it, a step picks the next device. */
+  private yielded(t: SimTask): void {
     const notify = t.onPark;
     t.onPark = null;
-    notify?.();
+    if (notify !== null) notify();
+    else if (this.stepping !== null) this.dispatch();
   }
 
   private runnable(t: SimTask): boolean {
@@ -128,41 +143,65 @@ export class SimScheduler {
       start(t.name);
       await parked;
     }
-    const all = [...this.tasks.values()];
-    const ready: SimTask[] = [];
+    this.all = [...this.tasks.values()];
+    return new Promise<HangReport | null>((resolve, reject) => {
+      this.stepping = { resolve, reject };
+      this.dispatch();
+    });
+  }
+
+  /** Resume the next device, or settle the run; called with no device running. */
+  private dispatch(): void {
+    const run = this.stepping;
+    if (run === null) return;
+    try {
+      const next = this.failing === null ? this.pick() : this.failing.shift();
+      if (next !== undefined && next !== null) {
+        this.resumeWith(next, this.failing === null ? null : new HangError(next.name, next.op));
+        return;
+      }
+      if (this.failing === null) {
+        const stuck = this.all.filter((t) => t.state === 'parked');
+        if (stuck.length > 0) {
+          this.hang = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: t.op })) };
+          this.failing = stuck;
+          this.dispatch();
+          return;
+        }
+      }
+      this.stepping = null;
+      run.resolve(this.hang);
+    } catch (e) {
+      this.stepping = null;
+      run.reject(e);
+    }
+  }
+
+  /** The device to run next, advancing virtual time when nothing is ready; null when none can ever run. */
+  private pick(): SimTask | null {
+    const ready = this.ready;
     for (;;) {
       assert(this.steps < SIM_STEPS_MAX, `sim run exceeded ${SIM_STEPS_MAX} steps`);
       // One pass, no allocation: this loop runs once per scheduling step.
       ready.length = 0;
       let wakeAt = Number.POSITIVE_INFINITY;
-      let parked = 0;
-      for (const t of all) {
+      for (const t of this.all) {
         if (t.state !== 'parked') continue;
-        parked++;
         if (this.runnable(t)) ready.push(t);
         else if (!Number.isNaN(t.wakeAtNs) && t.wakeAtNs < wakeAt) wakeAt = t.wakeAtNs;
       }
       if (ready.length === 0) {
-        if (wakeAt !== Number.POSITIVE_INFINITY) {
-          this.clockNs = Math.max(this.clockNs, wakeAt);
-          continue;
-        }
-        if (parked === 0) return null;
-        const stuck = all.filter((t) => t.state === 'parked');
-        const report = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: t.op })) };
-        for (const t of stuck) await this.resumeWith(t, new HangError(t.name, t.op));
-        return report;
+        if (wakeAt === Number.POSITIVE_INFINITY) return null;
+        this.clockNs = Math.max(this.clockNs, wakeAt);
+        continue;
       }
       const pick = ready[this.policy.pick(ready, this.prng)] as SimTask;
       this.steps++;
-      await this.resumeWith(pick, null);
+      return pick;
     }
   }
 
-  private async resumeWith(t: SimTask, error: Error | null): Promise<void> {
-    const parkedAgain = new Promise<void>((r) => {
-      t.onPark = r;
-    });
+  private resumeWith(t: SimTask, error: Error | null): void {
     t.state = 'running';
     const resume = t.resume;
     const fail = t.fail;
@@ -170,7 +209,6 @@ export class SimScheduler {
     t.fail = null;
     if (error) fail?.(error);
     else resume?.();
-    await parkedAgain;
   }
 }
 
