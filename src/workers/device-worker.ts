@@ -12,6 +12,7 @@ import { WaitForShared } from '../detect/wait-for.js';
 import { CpuCache } from '../kernel/cpu-cache.js';
 import { dmaFenceWaitTimeout, FenceTable } from '../kernel/dma-fence.js';
 import { dmaResvSleepOnLock, ResvTable } from '../kernel/dma-resv.js';
+import { arenaBytes } from '../kernel/memory.js';
 import { DeviceCallError, DeviceRuntime, mixEvent, setDeviceNames } from './device-runtime.js';
 import { FenceLedger } from './fence-ledger.js';
 import { LinkRing } from './link-ring.js';
@@ -36,7 +37,7 @@ const resvs = ResvTable.attach(init.resvsSab, {
 });
 setDeviceNames(init.deviceNames);
 const beat = new Int32Array(init.heartbeat);
-const arenas = init.arenas.map((a) => ({ ...a, bytes: new Uint8Array(a.sab) }));
+const arenas = init.arenas.map((a) => ({ ...a, bytes: arenaBytes(a) }));
 /** Physical bytes by address, for the CPU cache's fills and write-backs in this thread. */
 function physView(phys: number, n: number): Uint8Array {
   const pfn = Math.floor(phys / 4096);

@@ -14,6 +14,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { AttachmentRef, BufferRef, DeviceResult } from '../devices/device.js';
+import type { WasmMemory } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
 import type { MappingInfo } from './device-service.js';
 
@@ -22,6 +23,8 @@ export interface ArenaInit {
   basePfn: number;
   pageCount: number;
   sab: SharedArrayBuffer;
+  /** The wasm memory `sab` belongs to (memory.ts), so this thread's wasm code can run on the arena. */
+  memory?: WasmMemory;
 }
 
 export interface DeviceWorkerInit {

@@ -128,7 +128,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       fenceContext: dmaFenceContextAlloc(kernel.fences, 1),
       arenas: kernel.mem
         .arenaList()
-        .map((a) => ({ name: a.name, basePfn: a.basePfn, pageCount: a.pageCount, sab: a.sab })),
+        .map((a) => ({ name: a.name, basePfn: a.basePfn, pageCount: a.pageCount, sab: a.sab, memory: a.memory })),
       fencesSab: kernel.fences.sab,
       cacheSab: kernel.cache.sab,
       resvsSab: kernel.resvs.sab,
