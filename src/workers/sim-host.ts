@@ -33,7 +33,10 @@ export class HangError extends Error {
 interface SimTask {
   readonly name: string;
   state: 'new' | 'parked' | 'running' | 'done';
+  /** What it waits for; `opText` fills in the numbers, only when a hang report needs the words. */
   op: string;
+  opA: number;
+  opB: number;
   ready: (() => boolean) | null;
   wakeAtNs: number;
   resume: (() => void) | null;
@@ -78,6 +81,8 @@ export class SimScheduler {
       name,
       state: 'new',
       op: 'start',
+      opA: 0,
+      opB: 0,
       ready: null,
       wakeAtNs: 0,
       resume: null,
@@ -88,16 +93,29 @@ export class SimScheduler {
 
   private task(name: string): SimTask {
     const t = this.tasks.get(name);
-    assert(t !== undefined, `unknown sim task ${name}`);
+    // Messages are built only on failure: these checks run at every step.
+    if (t === undefined) assert(false, `unknown sim task ${name}`);
     return t;
   }
 
   /** A device parks until the scheduler picks it (and `ready` holds, or `wakeAtNs` has come). */
   park(name: string, op: string, ready: (() => boolean) | null = null, wakeAtNs = Number.NaN): Promise<void> {
-    const t = this.task(name);
-    assert(t.state === 'running' || t.state === 'new', `${name} parked while ${t.state}`);
+    return this.parkTask(this.task(name), op, 0, 0, ready, wakeAtNs);
+  }
+
+  private parkTask(
+    t: SimTask,
+    op: string,
+    opA: number,
+    opB: number,
+    ready: (() => boolean) | null,
+    wakeAtNs: number,
+  ): Promise<void> {
+    if (t.state !== 'running' && t.state !== 'new') assert(false, `${t.name} parked while ${t.state}`);
     t.state = 'parked';
     t.op = op;
+    t.opA = opA;
+    t.opB = opB;
     t.ready = ready;
     t.wakeAtNs = wakeAtNs;
     const parked = new Promise<void>((resolve, reject) => {
@@ -157,13 +175,13 @@ export class SimScheduler {
     try {
       const next = this.failing === null ? this.pick() : this.failing.shift();
       if (next !== undefined && next !== null) {
-        this.resumeWith(next, this.failing === null ? null : new HangError(next.name, next.op));
+        this.resumeWith(next, this.failing === null ? null : new HangError(next.name, opText(next)));
         return;
       }
       if (this.failing === null) {
         const stuck = this.all.filter((t) => t.state === 'parked');
         if (stuck.length > 0) {
-          this.hang = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: t.op })) };
+          this.hang = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: opText(t) })) };
           this.failing = stuck;
           this.dispatch();
           return;
@@ -181,7 +199,7 @@ export class SimScheduler {
   private pick(): SimTask | null {
     const ready = this.ready;
     for (;;) {
-      assert(this.steps < SIM_STEPS_MAX, `sim run exceeded ${SIM_STEPS_MAX} steps`);
+      if (this.steps >= SIM_STEPS_MAX) assert(false, `sim run exceeded ${SIM_STEPS_MAX} steps`);
       // One pass, no allocation: this loop runs once per scheduling step.
       ready.length = 0;
       let wakeAt = Number.POSITIVE_INFINITY;
@@ -201,6 +219,35 @@ export class SimScheduler {
     }
   }
 
+  /** `Blocking` for device `name` (registered with `add`): every wait is a park. */
+  blocking(name: string): Blocking {
+    const t = this.task(name);
+    return {
+      nowNs: () => this.clockNs,
+      point: (op) => this.parkTask(t, op, 0, 0, null, Number.NaN),
+      busy: (ns) => this.parkTask(t, 'busy', 0, 0, null, this.clockNs + Math.max(0, ns)),
+      waitFence: async (table: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number> => {
+        const start = this.clockNs;
+        const deadline = Number.isFinite(timeoutNs) ? start + timeoutNs : Number.NaN;
+        const ready = () => dmaFenceIsSignaled(table, f);
+        await this.parkTask(t, OP_WAIT_FENCE, table.contextOf(f), table.seqnoOf(f), ready, deadline);
+        if (!dmaFenceIsSignaled(table, f)) return 0;
+        return Number.isFinite(timeoutNs) ? Math.max(1, timeoutNs - (this.clockNs - start)) : Number.POSITIVE_INFINITY;
+      },
+      push: async (ring: LinkRing, d: FrameDescriptor): Promise<void> => {
+        await this.parkTask(t, 'send (link full)', 0, 0, () => ring.canPush(), Number.NaN);
+        if (!ring.tryPush(d)) assert(false, 'sim push after canPush');
+      },
+      // A resv lock held by another device: park until its holder changes (never sleep the one thread).
+      waitLock: (obj: DmaResv, holder: number) =>
+        this.parkTask(t, OP_LOCK_RESV, obj.id, 0, () => dmaResvLockHolder(obj) !== holder, Number.NaN),
+      pop: async (ring: LinkRing): Promise<FrameDescriptor | null> => {
+        await this.parkTask(t, 'recv (link empty)', 0, 0, () => ring.canPop(), Number.NaN);
+        return ring.tryPop();
+      },
+    };
+  }
+
   private resumeWith(t: SimTask, error: Error | null): void {
     t.state = 'running';
     const resume = t.resume;
@@ -214,27 +261,15 @@ export class SimScheduler {
 
 /** The sim host's way for a device to wait: park in the scheduler. */
 export function simBlocking(sched: SimScheduler, name: string): Blocking {
-  return {
-    nowNs: () => sched.clockNs,
-    point: (op) => sched.park(name, op),
-    busy: (ns) => sched.park(name, 'busy', null, sched.clockNs + Math.max(0, ns)),
-    async waitFence(t: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number> {
-      const start = sched.clockNs;
-      const deadline = Number.isFinite(timeoutNs) ? start + timeoutNs : Number.NaN;
-      await sched.park(name, `wait fence ${t.contextOf(f)}:${t.seqnoOf(f)}`, () => dmaFenceIsSignaled(t, f), deadline);
-      if (!dmaFenceIsSignaled(t, f)) return 0;
-      return Number.isFinite(timeoutNs) ? Math.max(1, timeoutNs - (sched.clockNs - start)) : Number.POSITIVE_INFINITY;
-    },
-    async push(ring: LinkRing, d: FrameDescriptor): Promise<void> {
-      await sched.park(name, 'send (link full)', () => ring.canPush());
-      assert(ring.tryPush(d), 'sim push after canPush');
-    },
-    // A resv lock held by another device: park until its holder changes (never sleep the one thread).
-    waitLock: (obj: DmaResv, holder: number) =>
-      sched.park(name, `lock resv ${obj.id}`, () => dmaResvLockHolder(obj) !== holder),
-    async pop(ring: LinkRing): Promise<FrameDescriptor | null> {
-      await sched.park(name, 'recv (link empty)', () => ring.canPop());
-      return ring.tryPop();
-    },
-  };
+  return sched.blocking(name);
 }
+
+/** The words of what a task waits for (numbers kept apart at park time so a step formats nothing). */
+function opText(t: SimTask): string {
+  if (t.op === OP_WAIT_FENCE) return `wait fence ${t.opA}:${t.opB}`;
+  if (t.op === OP_LOCK_RESV) return `lock resv ${t.opA}`;
+  return t.op;
+}
+/** Markers no `point(op)` name can equal (a NUL first), compared by identity of content. */
+const OP_WAIT_FENCE = '\0wait fence';
+const OP_LOCK_RESV = '\0lock resv';
