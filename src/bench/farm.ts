@@ -3,7 +3,12 @@
  * - the 1080p camera → decoder → GPU → display pipeline on the worker host, flat out (timeScale 0):
  *   frames/s and bytes/s, as a ratio to TypedArray.set copy bandwidth (target ≥ 0.5);
  * - the deterministic host: complete runs ("schedules") per second of a 5-device, 30-frame scenario
- *   (target ≥ 200/s), the unit an exploration sweep is made of;
+ *   (target ≥ 200/s), the unit an exploration sweep is made of. Two figures: the first runs of a fresh
+ *   process (V8 is still compiling the models: a one-run warm-up is far from enough) and the steady
+ *   state after them, which is what a sweep of thousands of runs per pool worker spends its time in;
+ *   the target is held against the steady state;
+ * - the frame checksum's bandwidth over arena (wasm) memory and over an ordinary buffer (the JS loop),
+ *   each as a ratio to TypedArray.set;
  * - the race detector's cost on the same pipeline: time per frame and peak RSS with detection on ÷ off
  *   (targets ≤ 1.5× and ≤ 1.25×), runs alternated so drift hits both alike;
  * - exploration schedules/s with 1 and 2 piscina workers.
@@ -12,6 +17,8 @@
  * its last, so worker start-up (hundreds of ms of module loading per run) does not count as frame time.
  */
 import { nv12Bytes } from '../devices/camera.js';
+import { checksumBytes } from '../devices/checksum.js';
+import { sharedWasmMemory } from '../kernel/memory.js';
 import { explore } from '../workers/explore.js';
 import { type Report, runScenario } from '../workers/run-scenario.js';
 import { defineScenario, type Scenario } from '../workers/scenario.js';
@@ -36,6 +43,25 @@ export function copyBandwidth(): number {
   return median(rates);
 }
 
+/** Bytes per second of the frame checksum over a 3 MiB frame in an arena (wasm) and in an ArrayBuffer (JS). */
+export function checksumBandwidth(): { wasmBytesPerS: number; jsBytesPerS: number } {
+  const size = 3 << 20;
+  const inArena = new Uint8Array(sharedWasmMemory(size).buffer, 0, size);
+  const plain = new Uint8Array(size);
+  for (let i = 0; i < size; i++) plain[i] = (i * 0x9e3779b1) >>> 24;
+  inArena.set(plain);
+  const rate = (bytes: Uint8Array): number => {
+    const rates: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const t0 = performance.now();
+      checksumBytes(bytes);
+      rates.push(size / ((performance.now() - t0) / 1000));
+    }
+    return median(rates.slice(5));
+  };
+  return { wasmBytesPerS: rate(inArena), jsBytesPerS: rate(plain) };
+}
+
 /** The canonical full pipeline: camera → decoder → GPU → display at 1080p NV12. */
 async function pipeline(): Promise<{ s: Scenario; frameBytes: number; name: string }> {
   const s = await loadScenario('camera-decoder-gpu-display');
@@ -44,8 +70,28 @@ async function pipeline(): Promise<{ s: Scenario; frameBytes: number; name: stri
 
 export interface FarmFigures {
   copyBytesPerS: number;
-  pipeline: { scenario: string; framesPerS: number; bytesPerS: number; ratio: number; target: number };
-  sim: { scenario: string; devices: number; frames: number; schedulesPerS: number; target: number };
+  checksum: { wasmBytesPerS: number; jsBytesPerS: number };
+  pipeline: {
+    scenario: string;
+    framesPerS: number;
+    bytesPerS: number;
+    ratio: number;
+    target: number;
+    /** CPU of the whole process (every thread) per frame, over the same steady-state window. */
+    cpuMsPerFrame: number;
+  };
+  sim: {
+    scenario: string;
+    devices: number;
+    frames: number;
+    /** Runs 1..coldRuns of the process (after one warm-up run): JIT still compiling. */
+    coldSchedulesPerS: number;
+    coldRuns: number;
+    /** The runs after those: steady state, held against the target. */
+    schedulesPerS: number;
+    runs: number;
+    target: number;
+  };
   detector: { timeRatio: number; memoryRatio: number; timeTarget: number; memoryTarget: number };
   explore: { scenario: string; workers1PerS: number; workers2PerS: number };
 }
@@ -56,8 +102,11 @@ async function pipelineRun(
   seed: number,
   frames: number,
   detect: boolean,
-): Promise<{ framesPerS: number; rssPeakBytes: number; report: Report }> {
+): Promise<{ framesPerS: number; cpuMsPerFrame: number; rssPeakBytes: number; report: Report }> {
   const scanouts: number[] = [];
+  let cpuFrom: NodeJS.CpuUsage | null = null;
+  let cpuTo: NodeJS.CpuUsage | null = null;
+  let cpuFromIndex = 0;
   let rssPeakBytes = process.memoryUsage().rss;
   const sampler = setInterval(() => {
     rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
@@ -70,14 +119,24 @@ async function pipelineRun(
       frames,
       detect,
       log: (_device, message) => {
-        if (message === 'scanout') scanouts.push(performance.now());
+        if (message !== 'scanout') return;
+        scanouts.push(performance.now());
+        // process.cpuUsage counts every thread: the same window as the frame times, start-up excluded.
+        if (scanouts.length === Math.floor(frames / 10) + 1) {
+          cpuFrom = process.cpuUsage();
+          cpuFromIndex = scanouts.length - 1;
+        }
+        cpuTo = process.cpuUsage();
       },
     });
     const from = Math.floor(scanouts.length / 10);
     const spanMs = (scanouts.at(-1) ?? 0) - (scanouts[from] ?? 0);
     const framesPerS = spanMs > 0 ? (scanouts.length - 1 - from) / (spanMs / 1000) : Number.NaN;
+    const cpuFrames = scanouts.length - 1 - cpuFromIndex;
+    const cpu = cpuFrom !== null && cpuTo !== null ? process.cpuUsage(cpuFrom) : null;
+    const cpuMsPerFrame = cpu !== null && cpuFrames > 0 ? (cpu.user + cpu.system) / 1000 / cpuFrames : Number.NaN;
     rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
-    return { framesPerS, rssPeakBytes, report };
+    return { framesPerS, cpuMsPerFrame, rssPeakBytes, report };
   } finally {
     clearInterval(sampler);
   }
@@ -109,10 +168,11 @@ function simScenario(): Scenario {
 
 export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const copyBytesPerS = copyBandwidth();
+  const checksum = checksumBandwidth();
   const frames = quick ? 60 : 300;
   const { s, frameBytes, name } = await pipeline();
-  const on: { framesPerS: number; rssPeakBytes: number }[] = [];
-  const off: { framesPerS: number; rssPeakBytes: number }[] = [];
+  const on: { framesPerS: number; cpuMsPerFrame: number; rssPeakBytes: number }[] = [];
+  const off: { framesPerS: number; cpuMsPerFrame: number; rssPeakBytes: number }[] = [];
   // Alternate detector on and off so that machine drift lands on both alike.
   for (let i = 0; i < (quick ? 1 : 3); i++) {
     for (const detect of [true, false]) {
@@ -124,6 +184,7 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
     }
   }
   const framesPerS = median(on.map((r) => r.framesPerS));
+  const cpuMsPerFrame = median(on.map((r) => r.cpuMsPerFrame));
   const bytesPerS = framesPerS * frameBytes;
   const detector = {
     timeRatio: median(off.map((r) => r.framesPerS)) / framesPerS,
@@ -133,14 +194,19 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
   };
 
   const sim = simScenario();
-  const runs = quick ? 10 : 60;
-  await runScenario(sim, { seed: 0, host: 'sim' }); // warm up the JIT
-  const t0 = performance.now();
-  for (let i = 1; i <= runs; i++) {
-    const r = await runScenario(sim, { seed: i, host: 'sim' });
-    if (!r.ok) throw new Error(`bench sim scenario did not run clean (seed ${i})`);
-  }
-  const schedulesPerS = runs / ((performance.now() - t0) / 1000);
+  const coldRuns = quick ? 10 : 60;
+  const runs = quick ? 20 : 120;
+  const simRate = async (firstSeed: number, n: number): Promise<number> => {
+    const t0 = performance.now();
+    for (let seed = firstSeed; seed < firstSeed + n; seed++) {
+      const r = await runScenario(sim, { seed, host: 'sim' });
+      if (!r.ok) throw new Error(`bench sim scenario did not run clean (seed ${seed})`);
+    }
+    return n / ((performance.now() - t0) / 1000);
+  };
+  await simRate(0, 1);
+  const coldSchedulesPerS = await simRate(1, coldRuns);
+  const schedulesPerS = await simRate(1 + coldRuns, runs);
 
   const exploreScenario = 'gpu-composition';
   const sweep = async (workers: number): Promise<number> =>
@@ -149,8 +215,18 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const workers2PerS = await sweep(2);
   return {
     copyBytesPerS,
-    pipeline: { scenario: name, framesPerS, bytesPerS, ratio: bytesPerS / copyBytesPerS, target: 0.5 },
-    sim: { scenario: sim.name, devices: Object.keys(sim.devices).length, frames: 30, schedulesPerS, target: 200 },
+    checksum,
+    pipeline: { scenario: name, framesPerS, bytesPerS, ratio: bytesPerS / copyBytesPerS, target: 0.5, cpuMsPerFrame },
+    sim: {
+      scenario: sim.name,
+      devices: Object.keys(sim.devices).length,
+      frames: 30,
+      coldSchedulesPerS,
+      coldRuns,
+      schedulesPerS,
+      runs,
+      target: 200,
+    },
     detector,
     explore: { scenario: exploreScenario, workers1PerS, workers2PerS },
   };

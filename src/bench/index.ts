@@ -188,9 +188,15 @@ async function main(): Promise<void> {
       `resv contended, 4 workers: ${f(c4.resvMops)} M ops/s vs raw mutex ${f(c4.rawMops)} M ops/s → ratio ${f(c4.ratio)}`,
       `${farm.pipeline.scenario} on the worker host, flat out, steady state: ${f(farm.pipeline.framesPerS, 1)} frames/s = ` +
         `${f(farm.pipeline.bytesPerS / 1e9)} GB/s vs TypedArray.set ${f(farm.copyBytesPerS / 1e9)} GB/s → ratio ` +
-        `${f(farm.pipeline.ratio, 3)} (target ≥ ${farm.pipeline.target}) ${farm.pipeline.ratio >= farm.pipeline.target ? 'OK' : 'UNDER TARGET'}`,
+        `${f(farm.pipeline.ratio, 3)} (target ≥ ${farm.pipeline.target}) ${farm.pipeline.ratio >= farm.pipeline.target ? 'OK' : 'UNDER TARGET'}` +
+        `; ${f(farm.pipeline.cpuMsPerFrame)} ms CPU per frame (all threads)`,
+      `frame checksum over a 3 MiB frame: arena (wasm SIMD) ${f(farm.checksum.wasmBytesPerS / 1e9)} GB/s → ratio ` +
+        `${f(farm.checksum.wasmBytesPerS / farm.copyBytesPerS)}, ArrayBuffer (JS) ${f(farm.checksum.jsBytesPerS / 1e9)} GB/s → ` +
+        `ratio ${f(farm.checksum.jsBytesPerS / farm.copyBytesPerS)} (vs TypedArray.set)`,
       `deterministic host, ${farm.sim.scenario} (${farm.sim.devices} devices, ${farm.sim.frames} frames): ` +
-        `${f(farm.sim.schedulesPerS, 0)} schedules/s (target ≥ ${farm.sim.target}) ${farm.sim.schedulesPerS >= farm.sim.target ? 'OK' : 'UNDER TARGET'}`,
+        `${f(farm.sim.schedulesPerS, 0)} schedules/s steady state (runs ${farm.sim.coldRuns + 1}–${farm.sim.coldRuns + farm.sim.runs}; ` +
+        `target ≥ ${farm.sim.target}) ${farm.sim.schedulesPerS >= farm.sim.target ? 'OK' : 'UNDER TARGET'}; ` +
+        `${f(farm.sim.coldSchedulesPerS, 0)} schedules/s over the first ${farm.sim.coldRuns} runs (JIT warming up)`,
       `race detector on ÷ off, ${farm.pipeline.scenario}: time per frame ${f(farm.detector.timeRatio)}× ` +
         `(target ≤ ${farm.detector.timeTarget}) ${farm.detector.timeRatio <= farm.detector.timeTarget ? 'OK' : 'OVER TARGET'}, ` +
         `peak RSS ${f(farm.detector.memoryRatio)}× (target ≤ ${farm.detector.memoryTarget}) ` +
