@@ -15,12 +15,10 @@ import { simdLanesFor, wasmFillFor } from './checksum-simd.js';
 
 const P = 0x01000193;
 /**
- * Below this many 16-byte blocks the JS loop is as fast as a call into wasm (measured: the crossover is
- * around 1 KiB; frames and most spans are far larger).
+ * Below this many 16-byte blocks the JS loop beats the call into wasm (measured here: 64 bytes 12 vs 23 ns,
+ * 128 bytes 46 vs 34 ns, 4 KiB 455 vs 200 ns).
  */
-const SIMD_BLOCKS_MIN = 64;
-/** Likewise for fills (a wasm call costs about what a JS fill of this many bytes does). */
-const WASM_FILL_BYTES_MIN = 1024;
+const SIMD_BLOCKS_MIN = 8;
 const LANE_SEEDS = [0x811c9dc5, 0x050c5d1f, 0x2b0f2af9, 0x6a09e667] as const;
 
 /** (P^k, 1 + P + … + P^(k−1)) mod 2^32, by doubling: applying k identical words to a lane at once. */
@@ -199,7 +197,8 @@ export function fillBytes(span: Uint8Array, value: number): void {
     span.fill(v);
     return;
   }
-  const wasmFill = span.length >= WASM_FILL_BYTES_MIN ? wasmFillFor(span.buffer) : null;
+  // From 64 bytes up, wasm wins at every size (measured: 64 bytes 13 vs 92 ns, 4 KiB 45 vs 556 ns).
+  const wasmFill = wasmFillFor(span.buffer);
   if (wasmFill !== null) {
     wasmFill(span.byteOffset, span.length, v);
     return;
