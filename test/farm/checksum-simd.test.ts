@@ -30,7 +30,7 @@ function randomBytes(length: number, seed: number): Uint8Array {
   return out;
 }
 
-/** The checksum of `bytes` fed in pieces cut at `cuts` (relative lengths), by the given Checksum. */
+/** The checksum of `bytes` fed to one Checksum in pieces of the lengths in `cuts`, then the rest. */
 function inPieces(bytes: Uint8Array, cuts: readonly number[]): number {
   const c = new Checksum();
   let at = 0;
