@@ -844,16 +844,25 @@ export class DeviceRuntime implements DeviceContext {
     this.acquireCtxs.set(ww.stamp, ww);
     return { stamp: ww.stamp };
   }
-  private ww(acq: AcquireCtx | null): WwAcquireCtx | null {
+  /** The device's live context for `acq`; undefined (reported) for one it never made or already finished. */
+  private ww(acq: AcquireCtx | null): WwAcquireCtx | null | undefined {
     if (acq === null) return null;
     const ww = this.acquireCtxs.get(acq.stamp);
-    assert(ww !== undefined, `${this.name} used acquire context ${acq.stamp} it did not create or already finished`);
+    if (ww === undefined) {
+      this.cp.misuse(
+        'ww-acquire-ctx-unknown',
+        `used acquire context ${acq.stamp}, which it did not create or already finished (ww_acquire_fini)`,
+        { stamp: acq.stamp },
+        { site: 'acquire-ctx', hint: 'use a ticket between its ww_acquire_init and ww_acquire_fini only' },
+      );
+    }
     return ww;
   }
   async lock(buf: BufferRef, acq: AcquireCtx | null): Promise<number> {
     const obj = await this.resv(buf);
     await this.block.point('lock');
     const ww = this.ww(acq);
+    if (ww === undefined) return -EINVAL;
     const r = await this.lockResv(obj, buf.id, ww, false, 'lock');
     this.ev('lock', buf.id, r);
     if (r === 0) this.noteLocked(buf.id, ww);
@@ -864,6 +873,7 @@ export class DeviceRuntime implements DeviceContext {
     const obj = await this.resv(buf);
     await this.block.point('lock');
     const ww = this.ww(acq);
+    if (ww === undefined) return -EINVAL;
     const r = await this.lockResv(obj, buf.id, ww, true, 'lock-slow');
     this.ev('lock', buf.id, r);
     if (r === 0) this.noteLocked(buf.id, ww);
@@ -899,11 +909,11 @@ export class DeviceRuntime implements DeviceContext {
   }
   acquireDone(acq: AcquireCtx): void {
     const ww = this.ww(acq);
-    if (ww !== null) wwAcquireDone(ww);
+    if (ww) wwAcquireDone(ww);
   }
   acquireFini(acq: AcquireCtx): void {
     const ww = this.ww(acq);
-    if (ww === null) return;
+    if (!ww) return;
     wwAcquireFini(this.shared.resvs, ww);
     this.acquireCtxs.delete(acq.stamp);
     for (const b of [...this.alreadyAnswered]) if (!this.heldLocks.has(b)) this.alreadyAnswered.delete(b);
