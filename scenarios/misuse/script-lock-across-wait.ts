@@ -5,6 +5,18 @@
 // lockdep-style. Fix: disp0 drops the lock before waiting (or waits before locking).
 import { defineScenario } from '../../src/workers/scenario.js';
 
+/** disp0's steps; `bug`: it takes the framebuffer's lock before the wait instead of after. */
+const disp = (bug: boolean) => [
+  { op: 'allocate', buf: 'fb' },
+  { op: 'send', port: 'out', buf: 'fb' },
+  { op: 'recv', port: 'in', buf: 'fb', fence: 'rendered' },
+  ...(bug ? [{ op: 'lock', buf: 'fb' }] : []),
+  { op: 'wait', fence: 'rendered' },
+  ...(bug ? [] : [{ op: 'lock', buf: 'fb' }]),
+  { op: 'unlock', buf: 'fb' },
+  { op: 'read', buf: 'fb' },
+];
+
 export default defineScenario({
   name: 'script-lock-across-wait',
   description: 'disp0 holds a resv lock across a wait on gpu0, which takes that lock owing a fence; fix: wait unlocked',
@@ -15,26 +27,8 @@ export default defineScenario({
       knobs: {
         inputs: ['in'],
         outputs: ['out'],
-        steps: [
-          { op: 'allocate', buf: 'fb' },
-          { op: 'send', port: 'out', buf: 'fb' },
-          { op: 'recv', port: 'in', buf: 'fb', fence: 'rendered' },
-          { op: 'wait', fence: 'rendered' },
-          { op: 'lock', buf: 'fb' },
-          { op: 'unlock', buf: 'fb' },
-          { op: 'read', buf: 'fb' },
-        ],
-        bugs: {
-          steps: [
-            { op: 'allocate', buf: 'fb' },
-            { op: 'send', port: 'out', buf: 'fb' },
-            { op: 'recv', port: 'in', buf: 'fb', fence: 'rendered' },
-            { op: 'lock', buf: 'fb' },
-            { op: 'wait', fence: 'rendered' },
-            { op: 'unlock', buf: 'fb' },
-            { op: 'read', buf: 'fb' },
-          ],
-        },
+        steps: disp(false),
+        bugs: { steps: disp(true) },
       },
     },
     gpu0: {

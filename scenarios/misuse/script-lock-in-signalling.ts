@@ -4,18 +4,25 @@
 // Fix: take the lock (and add the fence) before dma_fence_begin_signalling.
 import { defineScenario } from '../../src/workers/scenario.js';
 
-const before = [
-  { op: 'allocate', buf: 'out' },
-  { op: 'fence', fence: 'job' },
-  { op: 'lock', buf: 'out' },
-  { op: 'reserve', buf: 'out', n: 1 },
-  { op: 'addFenceLocked', buf: 'out', fence: 'job', usage: 'write' },
-  { op: 'unlock', buf: 'out' },
-  { op: 'beginSignalling' },
-  { op: 'write', buf: 'out' },
-  { op: 'signal', fence: 'job' },
-  { op: 'endSignalling' },
-] as const;
+/** gpu0's job; `bug`: locking and adding the fence happen inside the signalling section. */
+const job = (bug: boolean) => {
+  const publish = [
+    { op: 'lock', buf: 'out' },
+    { op: 'reserve', buf: 'out', n: 1 },
+    { op: 'addFenceLocked', buf: 'out', fence: 'job', usage: 'write' },
+    { op: 'unlock', buf: 'out' },
+  ];
+  return [
+    { op: 'allocate', buf: 'out' },
+    { op: 'fence', fence: 'job' },
+    ...(bug ? [] : publish),
+    { op: 'beginSignalling' },
+    ...(bug ? publish : []),
+    { op: 'write', buf: 'out' },
+    { op: 'signal', fence: 'job' },
+    { op: 'endSignalling' },
+  ];
+};
 
 export default defineScenario({
   name: 'script-lock-in-signalling',
@@ -25,21 +32,8 @@ export default defineScenario({
     gpu0: {
       model: 'script',
       knobs: {
-        steps: [...before],
-        bugs: {
-          steps: [
-            { op: 'allocate', buf: 'out' },
-            { op: 'fence', fence: 'job' },
-            { op: 'beginSignalling' },
-            { op: 'lock', buf: 'out' },
-            { op: 'reserve', buf: 'out', n: 1 },
-            { op: 'addFenceLocked', buf: 'out', fence: 'job', usage: 'write' },
-            { op: 'unlock', buf: 'out' },
-            { op: 'write', buf: 'out' },
-            { op: 'signal', fence: 'job' },
-            { op: 'endSignalling' },
-          ],
-        },
+        steps: job(false),
+        bugs: { steps: job(true) },
       },
     },
   },

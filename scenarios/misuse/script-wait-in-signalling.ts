@@ -4,6 +4,18 @@
 // Fix: wait for dependencies before entering the signalling section.
 import { defineScenario } from '../../src/workers/scenario.js';
 
+/** gpu0's job; `bug`: the wait on its input moves inside the signalling section. */
+const gpu = (bug: boolean) => [
+  { op: 'fence', fence: 'job' },
+  { op: 'recv', port: 'in', buf: 'frame', fence: 'ready' },
+  ...(bug ? [] : [{ op: 'wait', fence: 'ready' }]),
+  { op: 'beginSignalling' },
+  ...(bug ? [{ op: 'wait', fence: 'ready' }] : []),
+  { op: 'read', buf: 'frame' },
+  { op: 'signal', fence: 'job' },
+  { op: 'endSignalling' },
+];
+
 export default defineScenario({
   name: 'script-wait-in-signalling',
   description: 'gpu0 waits on cam0 fence inside its signalling section; fix: wait before begin_signalling',
@@ -26,26 +38,8 @@ export default defineScenario({
       model: 'script',
       knobs: {
         inputs: ['in'],
-        steps: [
-          { op: 'fence', fence: 'job' },
-          { op: 'recv', port: 'in', buf: 'frame', fence: 'ready' },
-          { op: 'wait', fence: 'ready' },
-          { op: 'beginSignalling' },
-          { op: 'read', buf: 'frame' },
-          { op: 'signal', fence: 'job' },
-          { op: 'endSignalling' },
-        ],
-        bugs: {
-          steps: [
-            { op: 'fence', fence: 'job' },
-            { op: 'recv', port: 'in', buf: 'frame', fence: 'ready' },
-            { op: 'beginSignalling' },
-            { op: 'wait', fence: 'ready' },
-            { op: 'read', buf: 'frame' },
-            { op: 'signal', fence: 'job' },
-            { op: 'endSignalling' },
-          ],
-        },
+        steps: gpu(false),
+        bugs: { steps: gpu(true) },
       },
     },
   },
