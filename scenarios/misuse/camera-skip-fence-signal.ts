@@ -1,8 +1,8 @@
 // Misuse: a camera that never signals frame 3's fence (a dropped completion). The display waits on it
-// forever; the camera fills the link and blocks sending. Nothing can run: the run ends as a hang, with what
-// each device was blocked in (the display in the fence wait, the camera in send). The unsignalled fence is
-// then completed with -ETIME by the host, so the hang does not spread into the teardown; because the
-// device did not finish, it is reported as the hang, not as fence-never-signalled.
+// forever; the camera fills the link and blocks sending. Nothing can run: a hang, reported with what each
+// device was blocked in (the display in the fence wait, the camera in send). The watchdog then times the
+// fence out (-ETIME, as a GPU reset would): the display does not show that frame, and the run goes on.
+// Because the fence was signalled by the timeout, it is reported as the hang, not as fence-never-signalled.
 // Fix: every fence a device creates is signalled, with an error (dma_fence_set_error) if the job failed.
 import { defineScenario } from '../../src/workers/scenario.js';
 

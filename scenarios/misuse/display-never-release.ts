@@ -1,7 +1,8 @@
 // Misuse: a display that never signals its release fences. The camera waits on a buffer's READ fences
 // before it reuses it, so when it comes back to its first buffer it waits forever; the display then waits
 // for a frame that never comes. A hang, with both devices named: the camera in the fence wait, the display
-// in recv on an empty link.
+// in recv on an empty link. The watchdog times the release fence out and the run goes on, until the
+// display hangs the camera again on the next one: guilty twice, it ends the run.
 // Fix: signal the release fence of a buffer when it leaves the screen (at the next flip, and at the end).
 import { defineScenario } from '../../src/workers/scenario.js';
 

@@ -1,7 +1,8 @@
 // Misuse: a GPU whose job 3 never completes (a lost interrupt). Its fence is both the frame's fence for
 // the display and a READ fence on the camera's input buffer, so the hang spreads both ways: the display
 // waits on the job, the camera waits to reuse the buffer the job read, the GPU blocks sending on a full
-// link. Reported as one hang naming all three and what each was blocked in.
+// link. Reported as one hang naming all three and what each was blocked in; the watchdog then times the
+// job out (-ETIME), the display skips that frame and the run goes on.
 // Fix: a job always completes its fence — on a timeout, with an error (drm_sched's TDR does exactly that).
 import { defineScenario } from '../../src/workers/scenario.js';
 

@@ -43,6 +43,10 @@ export const HB_SHARED_BYTES_MAX = 1 << 30;
 // One SharedArrayBuffer, viewed whole as Int32 (`words`) and as Float64 (`f64`):
 //
 //   bytes [0, 64)                 header: HEADER_WORDS Int32 (magic, sizes; written once by create)
+//   parked clocks                 HB_THREADS_MAX × HB_THREADS_MAX Int32: each thread's clock as it last
+//                                   blocked or finished (HbClock.park), for the watchdog (releaseParked)
+//   taken words                   HB_THREADS_MAX Int32: 1 once the watchdog released a thread's parked
+//                                   clock; the thread ticks before its next access (HbClock.unpark)
 //   fence clocks                  fenceSlots × HB_THREADS_MAX Int32, by fence slot (FenceTable.slotIndexOf)
 //   resv clocks                   resvSlots × HB_THREADS_MAX Int32, by resv slot
 //   shadow                        resvSlots × BUF_WORDS Int32, by the buffer's resv slot:
@@ -52,7 +56,7 @@ export const HB_SHARED_BYTES_MAX = 1 << 30;
 //                                     RECS_PER_REGION records of REC_WORDS: [0] last write, [1 + t] last read by t
 //   shadow floats (8-aligned)     resvSlots × BUF_F64 Float64: per record REC_F64 (timeNs, waited seqno)
 //
-//   total bytes = 64 + 64·fenceSlots + 6912·resvSlots           (see hbSharedBytes)
+//   total bytes = 1152 + 64·fenceSlots + 6912·resvSlots         (see hbSharedBytes)
 //
 // Why plain (non-Atomics) loads and stores on clocks and shadow are race-free:
 // - Fence clock: the signaller writes it (releaseToFence) BEFORE dma_fence_signal publishes the signalled
@@ -64,6 +68,9 @@ export const HB_SHARED_BYTES_MAX = 1 << 30;
 // - Resv clock: read (acquireResv) and written (releaseResv) only while holding the dma_resv lock, whose
 //   lock and unlock are Atomics operations (release→acquire again).
 // - Shadow: read and written only under the buffer's own futex lock (B_LOCK), same argument.
+// - Parked clock: its thread writes it just before it publishes that it blocks (an Atomics store in the
+//   wait-for table) or before it reports that it finished; the watchdog reads it only after it saw the
+//   thread blocked or finished, and after nothing moved for a while. The taken word is Atomics both ways.
 // - The header is written once by `create` before the SAB is posted to any worker (postMessage orders it).
 // Nothing here may be read outside those windows; the vector clock of a thread is that thread's own memory.
 
@@ -104,6 +111,8 @@ const BUF_WORDS = BUF_HEADER_WORDS + HB_REGIONS_PER_BUFFER * REGION_WORDS;
 const BUF_F64 = HB_REGIONS_PER_BUFFER * REGION_F64;
 
 const CLOCK_BYTES = HB_THREADS_MAX * 4;
+const PARKED_WORDS = HB_THREADS_MAX * HB_THREADS_MAX;
+const TAKEN_WORDS = HB_THREADS_MAX;
 /** Bytes of shared state per resv slot: its clock, its shadow and the shadow's floats. */
 const RESV_SLOT_BYTES = CLOCK_BYTES + BUF_WORDS * 4 + BUF_F64 * 8;
 
@@ -112,11 +121,18 @@ assert(HB_THREADS_MAX <= 31, 'the readers bitmask is one Int32 word');
 assert(CLOCK_BYTES % 64 === 0, 'clocks keep the shadow 64-byte aligned');
 assert((BUF_WORDS * 4) % 64 === 0, 'each buffer shadow starts on its own cache line');
 assert(HEADER_WORDS * 4 === 64, 'header is one cache line');
+assert(((PARKED_WORDS + TAKEN_WORDS) * 4) % 64 === 0, 'parked clocks keep the fence clocks aligned');
+assert(
+  HEADER_WORDS * 4 + (PARKED_WORDS + TAKEN_WORDS) * 4 === 1152,
+  'layout formula in the header comment is out of date',
+);
 assert(RESV_SLOT_BYTES === 6912, 'layout formula in the header comment is out of date');
 
-/** Bytes of the shared buffer for the given capacities: 64 + 64·fenceSlots + 6912·resvSlots. */
+/** Bytes of the shared buffer for the given capacities: 1152 + 64·fenceSlots + 6912·resvSlots. */
 export function hbSharedBytes(sizes: { fenceSlots: number; resvSlots: number }): number {
-  return HEADER_WORDS * 4 + sizes.fenceSlots * CLOCK_BYTES + sizes.resvSlots * RESV_SLOT_BYTES;
+  return (
+    (HEADER_WORDS + PARKED_WORDS + TAKEN_WORDS) * 4 + sizes.fenceSlots * CLOCK_BYTES + sizes.resvSlots * RESV_SLOT_BYTES
+  );
 }
 
 /** Region size of a buffer: ceil(size / HB_REGIONS_PER_BUFFER), rounded up to HB_REGION_ALIGN_BYTES. */
@@ -202,7 +218,7 @@ export class HbShared {
     this.resvSlots = words[H_RESV_SLOTS] ?? 0;
     assert(this.fenceSlots > 0 && this.resvSlots > 0, 'HbShared without capacity');
     assert(sab.byteLength === hbSharedBytes(this), 'HbShared buffer size does not match its header');
-    this.fenceBase = HEADER_WORDS;
+    this.fenceBase = HEADER_WORDS + PARKED_WORDS + TAKEN_WORDS;
     this.resvBase = this.fenceBase + this.fenceSlots * HB_THREADS_MAX;
     this.shadowBase = this.resvBase + this.resvSlots * HB_THREADS_MAX;
     this.shadowF64Base = ((this.shadowBase + this.resvSlots * BUF_WORDS) * 4) / 8;
@@ -279,6 +295,24 @@ export class HbShared {
     }
   }
 
+  /**
+   * The watchdog failed a fence of thread `tid` (a hang recovery, as a GPU reset: the job is over, its
+   * accesses with it): the fence carries `tid`'s clock as it last blocked or finished, so the waiters it
+   * wakes are ordered after everything `tid` did. Call before signalling the fence, with `tid` blocked.
+   */
+  releaseParked(tid: number, fenceSlot: number): void {
+    assert(isInt32(tid) && tid >= 0 && tid < HB_THREADS_MAX, `tid ${tid} out of range`);
+    // Taken first: should tid wake at once, it ticks before touching anything the waiters may race with.
+    Atomics.store(this.words, HEADER_WORDS + PARKED_WORDS + tid, 1);
+    const w = this.words;
+    const from = HEADER_WORDS + tid * HB_THREADS_MAX;
+    const to = this.fenceWord(fenceSlot);
+    for (let e = 0; e < HB_THREADS_MAX; e++) {
+      const c = w[from + e] ?? 0;
+      if (c > (w[to + e] ?? 0)) w[to + e] = c;
+    }
+  }
+
   /** Copy of a fence's clock (reports, tests). Only meaningful after the fence signalled (see header). */
   fenceClock(fenceSlot: number): Int32Array {
     const b = this.fenceWord(fenceSlot);
@@ -331,6 +365,19 @@ export class HbClock {
   /** Reset a buffer's shadow and resv clock (see HbShared.bufferCreated). */
   bufferCreated(resvSlot: number, sizeBytes: number): void {
     this.shared.bufferCreated(resvSlot, sizeBytes);
+  }
+
+  /** About to block, or finished: publish vc for the watchdog (see HbShared.releaseParked). No tick. */
+  park(): void {
+    this.shared.words.set(this.vc, HEADER_WORDS + this.tid * HB_THREADS_MAX);
+  }
+
+  /** Woken: when the watchdog released the parked clock meanwhile, tick, so what follows is not ordered by it. */
+  unpark(): void {
+    if (Atomics.exchange(this.shared.words, HEADER_WORDS + PARKED_WORDS + this.tid, 0) === 0) return;
+    const own = this.vc[this.tid] ?? 0;
+    if (!(own > 0 && own < 0x7fffffff)) assert(false, `clock of thread ${this.tid} overflows`);
+    this.vc[this.tid] = own + 1;
   }
 
   /** Just before dma_fence_signal: fence clock := max(fence clock, vc); then tick. */

@@ -16,7 +16,8 @@
  *
  * Layout (Int32 words per device, `WORDS_PER_DEVICE`): kind, peer (device index or -1), four detail words
  * (fence: slot, generation, context, seqno; lock: buffer id), emitted seqno, signalled seqno, held-lock
- * count, then `HELD_LOCKS_MAX` buffer ids.
+ * count, `HELD_LOCKS_MAX` buffer ids, then the ticket of the current wait (when it began: tickets come
+ * from one counter, the word after the last device's, so the oldest wait has the smallest).
  */
 import { assert } from '../kernel/assert.js';
 
@@ -42,8 +43,11 @@ const W_EMITTED = 6;
 const W_SIGNALLED = 7;
 const W_HELD_COUNT = 8;
 const W_HELD = 9;
+const W_SINCE = W_HELD + HELD_LOCKS_MAX;
 const WORDS_PER_DEVICE = 32;
-assert(W_HELD + HELD_LOCKS_MAX <= WORDS_PER_DEVICE, 'wait-for words overflow');
+assert(W_SINCE < WORDS_PER_DEVICE, 'wait-for words overflow');
+const TICKET_WORD = WAIT_DEVICES_MAX * WORDS_PER_DEVICE;
+const TABLE_BYTES = (TICKET_WORD + 1) * 4;
 
 /** One blocked device and what it waits for. */
 export interface WaitStep {
@@ -56,6 +60,8 @@ export interface WaitStep {
   b: number;
   c: number;
   d: number;
+  /** When the wait began, as a ticket: a smaller one began earlier. */
+  since: number;
 }
 
 export class WaitForShared {
@@ -67,12 +73,12 @@ export class WaitForShared {
     this.words = new Int32Array(sab);
   }
   static create(): WaitForShared {
-    const s = new WaitForShared(new SharedArrayBuffer(WAIT_DEVICES_MAX * WORDS_PER_DEVICE * 4));
+    const s = new WaitForShared(new SharedArrayBuffer(TABLE_BYTES));
     for (let d = 0; d < WAIT_DEVICES_MAX; d++) s.words[d * WORDS_PER_DEVICE + W_PEER] = -1;
     return s;
   }
   static attach(sab: SharedArrayBuffer): WaitForShared {
-    assert(sab.byteLength === WAIT_DEVICES_MAX * WORDS_PER_DEVICE * 4, 'wait-for table of the wrong size');
+    assert(sab.byteLength === TABLE_BYTES, 'wait-for table of the wrong size');
     return new WaitForShared(sab);
   }
 
@@ -95,6 +101,7 @@ export class WaitForShared {
       b: Atomics.load(w, b + W_B),
       c: Atomics.load(w, b + W_C),
       d: Atomics.load(w, b + W_D),
+      since: Atomics.load(w, b + W_SINCE),
     };
   }
 
@@ -182,6 +189,7 @@ export class WaitForAgent {
     Atomics.store(w, this.b + W_B, b);
     Atomics.store(w, this.b + W_C, c);
     Atomics.store(w, this.b + W_D, d);
+    Atomics.store(w, this.b + W_SINCE, Atomics.add(w, TICKET_WORD, 1));
     Atomics.store(w, this.b + W_KIND, kind);
   }
 

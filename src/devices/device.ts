@@ -54,6 +54,13 @@ export interface Frame {
   readonly flags: number;
 }
 
+/**
+ * In a device's per-frame `checksums` / `received:<port>`: the frame's fence completed with an error (its
+ * producer failed, or the watchdog timed it out), so its bytes were neither produced nor read — the error
+ * was passed on instead. Content checks skip it.
+ */
+export const FRAME_FAILED = -1;
+
 /** A `ww_acquire_ctx`: one ticket for locking several buffers' resvs (Wait-Die: the older ticket wins). */
 export interface AcquireCtx {
   readonly stamp: number;

@@ -5,7 +5,9 @@
  * (explicit sync) — or for the buffer's WRITE fences when the frame carries none (implicit sync) — put a
  * release fence (READ) in the buffer's resv so the producer will not overwrite it while it is on screen,
  * wait for the next vblank, then scan out: a CRC (checksum) of the bytes shown. The previous frame's
- * release fence is signalled at this flip: a buffer is held until the next one replaces it.
+ * release fence is signalled at this flip: a buffer is held until the next one replaces it. A frame whose
+ * fence completed with an error (its producer failed or was timed out) is not shown — the screen keeps the
+ * previous one — and is counted in `failedFrames`.
  *
  * CPU scan-out (knob `cpuScanout`, a software compositor or a screenshot path): the display reads the
  * frame through a CPU mapping instead of by DMA, bracketed by DMA_BUF_IOCTL_SYNC START/END(READ) after the
@@ -22,7 +24,14 @@
  */
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
-import { type AttachmentRef, type CpuMapping, DMA_DIR_FROM_DEVICE, defineDevice, type Mapping } from './device.js';
+import {
+  type AttachmentRef,
+  type CpuMapping,
+  DMA_DIR_FROM_DEVICE,
+  defineDevice,
+  FRAME_FAILED,
+  type Mapping,
+} from './device.js';
 
 export const displayKnobs = z
   .object({
@@ -44,6 +53,11 @@ export const displayKnobs = z
   .strict();
 export type DisplayKnobs = z.infer<typeof displayKnobs>;
 
+/** The frame's own fence is waited on (no bug bypasses it), so its outcome can be looked at. */
+function checksFence(k: DisplayKnobs): boolean {
+  return !k.bugs.skipFenceWait && !k.bugs.ignoreFrameFence && !k.bugs.waitPreviousFence;
+}
+
 export const display = defineDevice<DisplayKnobs>({
   name: 'display',
   parseKnobs: (raw) => displayKnobs.parse(raw ?? {}),
@@ -53,6 +67,7 @@ export const display = defineDevice<DisplayKnobs>({
     const periodNs = Math.round(1e9 / k.refreshHz);
     const imported = new Map<number, { att: AttachmentRef; map: Mapping; cpu: CpuMapping | null }>();
     const checksums: number[] = [];
+    let failedFrames = 0;
     let previousRelease = 0;
     /** The previous frame's fence, kept for `waitPreviousFence` (the display holds its reference). */
     let previousFrameFence = 0;
@@ -77,7 +92,14 @@ export const display = defineDevice<DisplayKnobs>({
         if (frame.fence) await ctx.wait(frame.fence);
         else await ctx.waitResv(frame.buffer, DMA_RESV_USAGE_WRITE);
       }
+      const failed = checksFence(k) && frame.fence !== 0 && ctx.status(frame.fence) < 0;
       if (frame.fence && frame.fence !== previousFrameFence) await ctx.put(frame.fence);
+      if (failed) {
+        checksums.push(FRAME_FAILED);
+        failedFrames++;
+        ctx.log('frame failed, not shown', { seq: frame.seq, buffer: frame.buffer.id });
+        continue;
+      }
       const release = await ctx.createFence();
       await ctx.addFence(frame.buffer, release, DMA_RESV_USAGE_READ);
       const now = ctx.nowNs();
@@ -103,6 +125,6 @@ export const display = defineDevice<DisplayKnobs>({
     }
     if (previousFrameFence) await ctx.put(previousFrameFence);
     for (const { att } of imported.values()) await ctx.detach(att);
-    return { frames: checksums.length, checksums };
+    return { frames: checksums.length, checksums, failedFrames };
   },
 });

@@ -11,6 +11,9 @@
  *   fence as WRITE on it, wait for every input's fence (its dependencies: explicit, or the buffer's WRITE
  *   fences when the frame carries none), read each input whole (a CRC of what arrived: `received:inI`),
  *   spend the job time, compose, checksum the output, signal the job fence and send the frame.
+ * - a failed dependency (an input's fence completed with an error — its producer failed or was timed out):
+ *   the job does not render; its fence completes with that error (drm_sched passes a dependency's error on
+ *   the same way) and the frame is still sent, so the error reaches the display. Counted in `failedJobs`.
  *
  * What "compose" computes, so a display's checksums can be predicted (see `composeNv12`): every input is
  * NV12 of `inputWidth`×`inputHeight` (default: the output's size). Input i contributes two values, Y_i, the
@@ -62,6 +65,7 @@ import {
   DMA_DIR_FROM_DEVICE,
   DMA_DIR_TO_DEVICE,
   defineDevice,
+  FRAME_FAILED,
   type Frame,
   type Mapping,
 } from './device.js';
@@ -187,6 +191,7 @@ interface Counters {
   evictions: number;
   moveNotifies: number;
   remaps: number;
+  failedJobs: number;
 }
 
 export const gpu = defineDevice<GpuKnobs>({
@@ -198,7 +203,7 @@ export const gpu = defineDevice<GpuKnobs>({
     const ports = Array.from({ length: k.inputs }, (_, i) => `in${i}`);
     const frameBytes = nv12Bytes(k.width, k.height);
     const inputBytes = nv12Bytes(k.inputWidth ?? k.width, k.inputHeight ?? k.height);
-    const counters: Counters = { evictions: 0, moveNotifies: 0, remaps: 0 };
+    const counters: Counters = { evictions: 0, moveNotifies: 0, remaps: 0, failedJobs: 0 };
     if (k.inPlace && inputBytes !== frameBytes) {
       throw new Error(`gpu inPlace: inputs are ${inputBytes} bytes, the output ${frameBytes}: they must match`);
     }
@@ -269,18 +274,32 @@ export const gpu = defineDevice<GpuKnobs>({
       await ctx.waitResv(out.buf, DMA_RESV_USAGE_READ);
       await ctx.addFence(out.buf, job.fence, k.bugs.writeFenceAsRead ? DMA_RESV_USAGE_READ : DMA_RESV_USAGE_WRITE);
       const samples: InputSample[] = [];
+      let error = 0;
       for (const [i, f] of job.frames.entries()) {
         if (!k.bugs.skipFenceWait) {
           if (f.fence) await ctx.wait(f.fence);
           else await ctx.waitResv(f.buffer, DMA_RESV_USAGE_WRITE);
         }
+        const status = f.fence && !k.bugs.skipFenceWait ? ctx.status(f.fence) : 0;
         if (f.fence) await ctx.put(f.fence);
+        if (status < 0) {
+          error ||= status;
+          received[i]?.push(FRAME_FAILED);
+          continue;
+        }
         const { map } = await importBuffer(f.buffer);
         received[i]?.push(await ctx.checksum(map, 0, f.buffer.sizeBytes));
         samples.push({
           luma: sampleMean(await ctx.read(map, 0, GPU_SAMPLE_BYTES)),
           chroma: sampleMean(await ctx.read(map, inputBytes - GPU_SAMPLE_BYTES, GPU_SAMPLE_BYTES)),
         });
+      }
+      if (error < 0) {
+        counters.failedJobs++;
+        checksums.push(FRAME_FAILED);
+        await ctx.signal(job.fence, error);
+        await ctx.send('out', { seq: job.seq, buffer: out.buf, fence: job.fence, flags: 0 });
+        return;
       }
       const jitter = k.jitterNs > 0 ? ctx.prng.int(-k.jitterNs, k.jitterNs) : 0;
       await ctx.busy(Math.max(0, k.jobNs + jitter));

@@ -9,7 +9,9 @@
  * decode fence and publish it as WRITE on the output (and as READ on the input buffer, which it reads),
  * and send the frame at once: like a stateless hardware decoder with fences, the frame leaves when the
  * decode is queued, so a consumer must wait on its fence. Then read up to `bitstreamBytes` of the access
- * unit, spend the decode time, write the picture, checksum it and signal the fence.
+ * unit, spend the decode time, write the picture, checksum it and signal the fence. An access unit whose
+ * fence completed with an error (its producer failed or was timed out) is not decoded: the decode fence
+ * completes with that error, passed on to the consumer, and the frame counts in `failedFrames`.
  *
  * Decode is a deterministic function of the bitstream bytes (`decodeNv12`): with h = FNV-1a of the bytes
  * read, luma stripe j (rows 16j..16j+15, a macroblock row) is filled with bitstream[j mod len] XOR (h & 0xff),
@@ -37,6 +39,7 @@ import {
   DMA_DIR_FROM_DEVICE,
   DMA_DIR_TO_DEVICE,
   defineDevice,
+  FRAME_FAILED,
   type Frame,
   type Mapping,
 } from './device.js';
@@ -140,6 +143,7 @@ export const videoDecoder = defineDevice<VideoDecoderKnobs>({
     const imported = new Map<number, { att: AttachmentRef; map: Mapping }>();
     const received: number[] = [];
     const checksums: number[] = [];
+    let failedFrames = 0;
 
     for (let seq = 0; k.input || seq < k.frames; seq++) {
       const start = ctx.nowNs();
@@ -167,7 +171,15 @@ export const videoDecoder = defineDevice<VideoDecoderKnobs>({
         }
         if (input.fence) await ctx.wait(input.fence);
         else await ctx.waitResv(input.buffer, DMA_RESV_USAGE_WRITE);
+        const status = input.fence ? ctx.status(input.fence) : 0;
         if (input.fence) await ctx.put(input.fence);
+        if (status < 0) {
+          failedFrames++;
+          received.push(FRAME_FAILED);
+          checksums.push(FRAME_FAILED);
+          await ctx.signal(fence, status);
+          continue;
+        }
         received.push(await ctx.checksum(imp.map, 0, input.buffer.sizeBytes));
         source = imp.map;
         sourceBytes = Math.min(k.bitstreamBytes, input.buffer.sizeBytes);
@@ -201,6 +213,7 @@ export const videoDecoder = defineDevice<VideoDecoderKnobs>({
       checksums,
       ...(k.input ? { 'received:in': received } : {}),
       secure: k.secure ? 1 : 0,
+      failedFrames,
     };
   },
 });

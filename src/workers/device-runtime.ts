@@ -28,6 +28,7 @@ import {
   WAIT_SEND,
   WaitForAgent,
   type WaitForShared,
+  type WaitKind,
   type WaitStep,
 } from '../detect/wait-for.js';
 import { Checksum, checksumBytes, fillBytes } from '../devices/checksum.js';
@@ -43,6 +44,7 @@ import type {
 import { assert } from '../kernel/assert.js';
 import type { CpuCache } from '../kernel/cpu-cache.js';
 import {
+  DMA_FENCE_FLAG_USER_BITS,
   dmaFenceGetStatus,
   dmaFenceInit,
   dmaFencePut,
@@ -84,6 +86,20 @@ export function setDeviceNames(names: readonly string[]): void {
   deviceNames.length = 0;
   deviceNames.push(...names);
 }
+/**
+ * A driver-private fence flag (DMA_FENCE_FLAG_USER_BITS, include/linux/dma-fence.h): the farm's watchdog
+ * failed this job with -ETIME, as drm_sched's timeout handler and a GPU reset do. The device's own late
+ * signal of it is then a no-op, not a double signal: the reset signalled it, not a bug.
+ */
+export const FENCE_TIMED_OUT_BIT = DMA_FENCE_FLAG_USER_BITS;
+/**
+ * Set with FENCE_TIMED_OUT_BIT: the watchdog holds a reference for the owner, so the owner's late signal
+ * finds the fence alive even when every waiter has already dropped theirs (a frame's reference went to
+ * its consumer). Whoever clears the bit drops that reference: the owner's late signal, or the host at the
+ * end of the run (`dropResetRefs`).
+ */
+export const FENCE_RESET_REF_BIT = DMA_FENCE_FLAG_USER_BITS + 1;
+
 export const deviceFenceOps = registerFenceOps('dmafarm-device', {
   getDriverName: () => 'dmafarm',
   getTimelineName: (t, f) => deviceNames[t.auxOf(f)] ?? 'device',
@@ -643,6 +659,14 @@ export class DeviceRuntime implements DeviceContext {
   async signal(fence: number, error?: number): Promise<number> {
     await this.block.point('signal');
     const t = this.shared.fences;
+    if (t.isLive(fence) && t.flagsOf(fence) & (1 << FENCE_TIMED_OUT_BIT)) {
+      // The watchdog got there first; the job's failure has already been passed on.
+      this.ownPublished.delete(fence);
+      if (t.clearFlags(fence, 1 << FENCE_RESET_REF_BIT) & (1 << FENCE_RESET_REF_BIT)) dmaFencePut(t, fence);
+      if (error !== undefined && error < 0) this.unsafeWait = null;
+      this.ev('signal', t.contextOf(fence), t.seqnoOf(fence));
+      return -EINVAL;
+    }
     if (error !== undefined) dmaFenceSetError(t, fence, error);
     const pending = t.isLive(fence) && dmaFenceGetStatus(t, fence) === 0;
     // Release: everything this device did so far happens-before whatever a waiter does after the fence.
@@ -700,7 +724,7 @@ export class DeviceRuntime implements DeviceContext {
     this.beforeWait(fence);
     const r = await this.block.waitFence(t, fence, timeoutNs);
     // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
-    this.waits.unblock();
+    this.unblocked();
     this.afterWait(fence, r);
     this.ev('waited', t.contextOf(fence), t.seqnoOf(fence), r);
     return r;
@@ -752,8 +776,23 @@ export class DeviceRuntime implements DeviceContext {
     }
     if (dmaFenceGetStatus(t, fence) !== 0) return;
     const slot = t.slotIndexOf(fence);
-    this.waits.block(WAIT_FENCE, device, slot, (fence - slot) / FENCE_SLOT_SPAN, t.contextOf(fence), t.seqnoOf(fence));
+    this.blocked(WAIT_FENCE, device, slot, (fence - slot) / FENCE_SLOT_SPAN, t.contextOf(fence), t.seqnoOf(fence));
     this.checkCycle();
+  }
+
+  /** About to block: say on what (wait-for table) and, for the watchdog, publish the clock so far. */
+  private blocked(kind: WaitKind, peer: number, a = 0, b = 0, c = 0, d = 0): void {
+    this.hb?.park();
+    this.waits.block(kind, peer, a, b, c, d);
+  }
+  private unblocked(): void {
+    this.waits.unblock();
+    this.hb?.unpark();
+  }
+
+  /** The model returned: its clock is final (a fence it never signalled may still be timed out). */
+  finished(): void {
+    this.hb?.park();
   }
 
   /** A wait ended with `r`: acquire its clock when it completed; remember a timeout or a failure. */
@@ -824,10 +863,10 @@ export class DeviceRuntime implements DeviceContext {
     const r = await dmaResvLockCooperative(obj, ww, this.shared.task, {
       slow,
       sleep: async (holder) => {
-        this.waits.block(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, devices), bufferId);
+        this.blocked(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, devices), bufferId);
         this.checkCycle();
         await this.block.waitLock(obj, holder);
-        this.waits.unblock();
+        this.unblocked();
       },
     });
     if (r !== 0) return r;
@@ -835,6 +874,9 @@ export class DeviceRuntime implements DeviceContext {
       // Locks taken under one ticket are ordered by Wait-Die, not by the order they were taken in.
       if (ww === null || heldWith !== ww) this.lockdepEdge(`resv:${held}`, `resv:${bufferId}`, op);
     }
+    // A fence the watchdog failed is no longer owed, whether or not this device knows it yet.
+    const t = this.shared.fences;
+    for (const f of this.ownPublished) if (!t.isLive(f) || dmaFenceGetStatus(t, f) !== 0) this.ownPublished.delete(f);
     if (this.ownPublished.size > 0) this.lockdepEdge(`signal:${this.name}`, `resv:${bufferId}`, op);
     return 0;
   }
@@ -1104,7 +1146,7 @@ export class DeviceRuntime implements DeviceContext {
         if (left <= 0) break;
         this.beforeWait(e.fence);
         left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
-        this.waits.unblock();
+        this.unblocked();
         // Errors of implicit fences are the exporter's to handle (the device never held them): only a
         // timeout is the device's to respect.
         this.afterWait(e.fence, left, false);
@@ -1130,7 +1172,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('send', frame.seq, frame.buffer.id);
     if (frame.fence) this.published(frame.fence);
     const ring = this.port(port);
-    this.waits.block(WAIT_SEND, ring.consumer);
+    this.blocked(WAIT_SEND, ring.consumer);
     await this.block.push(ring, {
       seq: frame.seq,
       bufferId: frame.buffer.id,
@@ -1138,7 +1180,7 @@ export class DeviceRuntime implements DeviceContext {
       flags: frame.flags,
     });
     // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
-    this.waits.unblock();
+    this.unblocked();
     // The frame carries the fence reference to the consumer (as a sync_file would) — from the moment it is
     // on the link, not before: a device stopped while blocked on a full link (a hang) still holds it, in its
     // ledger, and the host drops it. Dropped before the push, it was on neither and leaked.
@@ -1153,10 +1195,10 @@ export class DeviceRuntime implements DeviceContext {
       this.port(p).ack();
     }
     const ring = this.port(port);
-    this.waits.block(WAIT_RECV, ring.producer);
+    this.blocked(WAIT_RECV, ring.producer);
     const d = await this.block.pop(ring);
     // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
-    this.waits.unblock();
+    this.unblocked();
     if (d === null) {
       this.ev('recv', -1);
       return null;

@@ -156,6 +156,7 @@ function post(m: ToKernel): void {
 try {
   const model = await loadModel();
   const result = await model.run(runtime, init.knobs);
+  runtime.finished();
   // -ECANCELED: anything left pending when a device finishes; the count is a fence leak to report.
   const pendingFences = runtime.abandonFences(-125);
   post({ kind: 'done', result, events, eventHash: hash >>> 0, threadId, pendingFences });

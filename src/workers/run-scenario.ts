@@ -9,13 +9,16 @@
  * the same seed on the sim host gives the same hash.
  */
 import { HbShared } from '../detect/hb.js';
-import type { DeviceResult } from '../devices/device.js';
+import { WAIT_FENCE, type WaitStep } from '../detect/wait-for.js';
+import { type DeviceResult, FRAME_FAILED } from '../devices/device.js';
 import {
   dmaFenceContextAlloc,
+  dmaFenceGet,
   dmaFenceGetStatus,
   dmaFencePut,
   dmaFenceSetError,
   dmaFenceSignal,
+  FENCE_COUNT_MAX_LIMIT as FENCE_SLOT_SPAN,
 } from '../kernel/dma-fence.js';
 import { ResvTable } from '../kernel/dma-resv.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
@@ -25,6 +28,8 @@ import {
   DeviceCallError,
   DeviceRuntime,
   describeWait,
+  FENCE_RESET_REF_BIT,
+  FENCE_TIMED_OUT_BIT,
   mixEvent,
   setDeviceNames,
 } from './device-runtime.js';
@@ -186,6 +191,14 @@ export function failDevice(
 }
 
 /** The race detector's shared state for a run, sized by the kernel's tables (null: detection off). */
+/** The references the watchdog held for owners that never signalled their timed-out fence late. */
+export function dropResetRefs(kernel: Kernel): void {
+  const t = kernel.fences;
+  for (const f of t.liveHandles()) {
+    if (t.clearFlags(f, 1 << FENCE_RESET_REF_BIT) & (1 << FENCE_RESET_REF_BIT)) dmaFencePut(t, f);
+  }
+}
+
 export function createDetector(kernel: Kernel, options: RunOptions): HbShared | null {
   if (options.detect === false) return null;
   return HbShared.create({ fenceSlots: kernel.fences.capacity, resvSlots: kernel.resvs.capacity });
@@ -218,18 +231,113 @@ export interface HangDetail extends HangReport {
   /** The chain closes on itself: a deadlock, not only a stall. */
   cycle: boolean;
   timelines: { device: string; signalled: number; emitted: number }[];
+  /**
+   * The fences the watchdog failed with -ETIME to end this hang (`camera#3`), after which the run went
+   * on and their waiters passed the error on. Empty: nothing could be timed out and the hang ended the run.
+   */
+  timedOut: string[];
 }
 
-function hangDetail(s: Scenario, service: DeviceService, hang: HangReport): HangDetail {
+/** Watchdog timeouts one run recovers from, as a GPU reset does; the next hang ends the run. */
+export const HANG_RECOVERIES_MAX = 8;
+
+/**
+ * The watchdog's memory over one run: the hangs it recovered from, and the devices whose jobs it timed out.
+ * A device that is guilty of a second hang is not given another chance (as i915 bans a context that keeps
+ * hanging the GPU): that hang ends the run, so a device that never signals costs two watchdog periods, not
+ * one per frame.
+ */
+export class HangWatch {
+  readonly recovered: HangDetail[] = [];
+  private readonly guiltyBefore = new Set<number>();
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly s: Scenario,
+    private readonly service: DeviceService,
+    private readonly hb: HbShared | null,
+  ) {}
+
+  /** At a hang: true when it timed jobs out and the run may go on. */
+  recover(hang: HangReport): boolean {
+    if (this.recovered.length >= HANG_RECOVERIES_MAX) return false;
+    const detail = recoverHang(this.kernel, this.s, this.service, this.hb, hang, this.guiltyBefore);
+    if (detail === null) return false;
+    this.recovered.push(detail);
+    return true;
+  }
+}
+
+/** What a hang looks like now: the chain of waits among the stuck devices and every timeline's progress. */
+export function hangDetail(s: Scenario, service: DeviceService, hang: HangReport, timedOut: string[] = []): HangDetail {
   const names = Object.keys(s.devices);
-  const stuck = hang.waiting.map((w) => names.indexOf(w.device)).filter((i) => i >= 0);
-  const { steps, cycle } = service.waitFor.hangChain(stuck);
+  const { steps, cycle } = service.waitFor.hangChain(stuckIndices(s, hang));
   return {
     ...hang,
     chain: steps.map((st) => describeWait(st, names)),
     cycle,
     timelines: names.map((device, i) => ({ device, ...service.waitFor.timelineOf(i) })),
+    timedOut,
   };
+}
+
+function stuckIndices(s: Scenario, hang: HangReport): number[] {
+  const names = Object.keys(s.devices);
+  return hang.waiting.map((w) => names.indexOf(w.device)).filter((i) => i >= 0);
+}
+
+/**
+ * The watchdog's way out of a hang (drm_sched's job timeout, then a reset): the jobs at the head of the
+ * wait-for chains complete with -ETIME — the device fences stuck devices wait on whose owners are not
+ * themselves stuck on a fence. In a cycle of fence waits, only the fence waited on the longest (the job
+ * whose timer would fire first) times out, and the cycle unwinds from there. Their waiters wake and pass
+ * the error on (a device that does not is told so: fence-error-ignored). Fences that are no device's
+ * (arrays, chains, sw_sync) are left to their own signallers. Returns the hang's detail with the fences
+ * timed out, or null when there was none to time out (a lock or link hang) or one of their devices was
+ * timed out before (`guiltyBefore`, updated): then the hang ends the run.
+ */
+export function recoverHang(
+  kernel: Kernel,
+  s: Scenario,
+  service: DeviceService,
+  hb: HbShared | null,
+  hang: HangReport,
+  guiltyBefore: Set<number>,
+): HangDetail | null {
+  const names = Object.keys(s.devices);
+  const waits: WaitStep[] = [];
+  for (const d of stuckIndices(s, hang)) {
+    const st = service.waitFor.stateOf(d);
+    if (st !== null && st.kind === WAIT_FENCE && st.peer >= 0) waits.push(st);
+  }
+  const onFence = new Set(waits.map((w) => w.device));
+  const heads = waits.filter((w) => !onFence.has(w.peer));
+  const t = kernel.fences;
+  const guilty: number[] = [];
+  let oldest: WaitStep | null = null;
+  for (const w of waits) if (oldest === null || w.since < oldest.since) oldest = w;
+  for (const w of heads.length > 0 ? heads : oldest === null ? [] : [oldest]) {
+    const f = w.b * FENCE_SLOT_SPAN + w.a;
+    // The wait-for words name the fence by slot and generation; a freed or reused slot is not it.
+    if (!t.isLive(f) || t.contextOf(f) !== w.c || t.seqnoOf(f) !== w.d || dmaFenceGetStatus(t, f) !== 0) continue;
+    if (!guilty.includes(f)) guilty.push(f);
+  }
+  if (guilty.length === 0 || guilty.some((f) => guiltyBefore.has(t.auxOf(f)))) return null;
+  for (const f of guilty) guiltyBefore.add(t.auxOf(f));
+  const detail = hangDetail(
+    s,
+    service,
+    hang,
+    guilty.map((f) => `${names[t.auxOf(f)] ?? t.contextOf(f)}#${t.seqnoOf(f)}`),
+  );
+  for (const f of guilty) {
+    // A reset ends the job and its accesses: its waiters are ordered after everything its device did.
+    hb?.releaseParked(t.auxOf(f), t.slotIndexOf(f));
+    dmaFenceGet(t, f);
+    t.orFlags(f, (1 << FENCE_TIMED_OUT_BIT) | (1 << FENCE_RESET_REF_BIT));
+    dmaFenceSetError(t, f, -ETIME);
+    dmaFenceSignal(t, f);
+  }
+  return detail;
 }
 
 /** The shared-table sizes a scenario's kernel gets. */
@@ -325,12 +433,15 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
       }),
     );
   });
+  const watch = new HangWatch(kernel, s, service, hb);
+  sched.onHang((h) => watch.recover(h));
   const hang = await sched.run((name) => {
     const rt = runtimes.get(name) as DeviceRuntime;
     const model = s.models[s.devices[name]?.model ?? ''] as AnyDeviceModel;
     void (async () => {
       try {
         results[name] = await model.run(rt, s.parsedKnobs[name]);
+        rt.finished();
       } catch (e) {
         results[name] = { error: (e as Error).message };
         failDevice(kernel, s, ports, name, contexts.get(name) as number, -ETIME);
@@ -351,7 +462,21 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const abandon = (name: string, error: number): number => runtimes.get(name)?.abandonFences(error) ?? 0;
   drainLinks(kernel, ports);
   const { clockNs, steps } = sched;
-  const report = finish(s, options, kernel, service, abandon, log, results, extra, hang, clockNs, steps, 'sim');
+  const report = finish(
+    s,
+    options,
+    kernel,
+    service,
+    abandon,
+    log,
+    results,
+    extra,
+    watch.recovered,
+    hang,
+    clockNs,
+    steps,
+    'sim',
+  );
   return { ...report, schedule: formatScheduleSpec(schedule) };
 }
 
@@ -377,7 +502,8 @@ export function contentChecks(
     if (!Array.isArray(a?.checksums) || !Array.isArray(received)) continue;
     const sent = a.checksums as number[];
     const shown = received as number[];
-    const bad = shown.flatMap((c, i) => (c !== sent[i] ? [i] : []));
+    // A failed frame was never produced or never read: there are no bytes to compare.
+    const bad = shown.flatMap((c, i) => (c !== sent[i] && c !== FRAME_FAILED && sent[i] !== FRAME_FAILED ? [i] : []));
     if (bad.length > 0) {
       out.push({
         rule: 'content-mismatch',
@@ -426,13 +552,14 @@ export function finish(
   log: { count: number; hash: string },
   results: Record<string, DeviceResult | { error: string }>,
   extra: Finding[],
-  hangSeen: HangReport | null,
+  recovered: readonly HangDetail[],
+  fatal: HangReport | null,
   durationNs: number,
   steps: number,
   host: HostKind,
 ): Report {
-  const hang = hangSeen === null ? null : hangDetail(s, service, hangSeen);
-  if (hang !== null) {
+  const hangs = fatal === null ? [...recovered] : [...recovered, hangDetail(s, service, fatal)];
+  for (const hang of hangs) {
     const timelines = hang.timelines.map((t) => `${t.device} signalled=${t.signalled} emitted=${t.emitted}`);
     extra.push({
       rule: 'hang',
@@ -440,12 +567,16 @@ export function finish(
         `nothing could make progress: ${hang.waiting.map((w) => `${w.device} in ${w.op}`).join('; ')}`,
         `wait-for ${hang.cycle ? 'cycle' : 'chain'}: ${hang.chain.join('; ')}${hang.cycle ? ' (back to the start)' : ''}`,
         `timelines: ${timelines.join(' | ')}`,
+        hang.timedOut.length > 0
+          ? `watchdog: failed ${hang.timedOut.join(', ')} with -ETIME; their waiters passed the error on and the run went on`
+          : 'watchdog: nothing to time out; the stuck devices were stopped and the run ended',
       ].join('\n  '),
       device: null,
       timeNs: hang.timeNs,
       objects: Object.fromEntries(hang.waiting.map((w) => [w.device, w.op])),
     });
   }
+  const hang = hangs[0] ?? null;
   for (const name of Object.keys(s.devices)) {
     const crashed = 'error' in (results[name] ?? { error: 'never ran' });
     const pending = abandon(name, crashed ? -ETIME : -ECANCELED);
@@ -460,6 +591,7 @@ export function finish(
     }
     service.teardown(name);
   }
+  dropResetRefs(kernel);
   extra.push(...contentChecks(s, results, durationNs));
   const findings = dedupeFindings(
     [

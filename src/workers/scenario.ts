@@ -163,6 +163,24 @@ export function defineScenario(input: ScenarioInput, source = input?.name ?? '<s
       used.add(ep);
     }
   });
+  // Every port a model declares is linked: a device's recv or send on a port with no link has nowhere to go.
+  for (const [name, d] of Object.entries(s.devices)) {
+    const model = models[d.model];
+    const knobs = parsedKnobs[name];
+    if (model === undefined || knobs === undefined) continue;
+    for (const [kind, side, ports] of [
+      ['input', 'to', model.inputs(knobs)],
+      ['output', 'from', model.outputs(knobs)],
+    ] as const) {
+      for (const port of ports) {
+        if (!used.has(`${name}.${port}`)) {
+          issues.push(
+            `devices.${name}: ${kind} '${port}' of ${d.model} is not linked (add a link with ${side}: '${name}.${port}')`,
+          );
+        }
+      }
+    }
+  }
   // A producer with a pool of N buffers reuses frame k's buffer for frame k+N. The consumer protects a
   // frame it holds with a release (READ) fence, but only from when it receives it; while the frame is
   // queued on the link nothing protects it. Links now count room from acknowledged frames (link-ring.ts),

@@ -7,8 +7,10 @@
  *   context). At a point it parks, with an optional readiness test (a fence signalled, room on a link)
  *   and an optional wake time (busy, or a wait's timeout).
  * - Time is virtual: it advances only when nothing is runnable, to the earliest wake time.
- * - Nothing runnable, nothing asleep, devices still parked: a hang. Every parked device is failed with
- *   a HangError naming what it waited for, and the hang is returned for the report.
+ * - Nothing runnable, nothing asleep, devices still parked: a hang, seen at the step it happens. The
+ *   host's recovery hook may end it (a watchdog timing a job out wakes its waiters) and the run goes on;
+ *   otherwise every parked device is failed with a HangError naming what it waited for, and the hang is
+ *   returned for the report.
  * - The scheduler's choices come from its own PRNG stream of the run's seed; the device models draw from
  *   theirs, so adding a random draw in one model does not reshuffle the schedule.
  */
@@ -67,11 +69,20 @@ export class SimScheduler {
   /** After a hang: the stuck devices still to be failed, in order, and the report to return after them. */
   private failing: SimTask[] | null = null;
   private hang: HangReport | null = null;
+  private recover: ((hang: HangReport) => boolean) | null = null;
 
   /** `policy` picks who runs at each step, drawing from `prng` (default: uniform over the ready devices). */
   constructor(prng: Prng, policy: SchedulePolicy = randomPolicy) {
     this.prng = prng;
     this.policy = policy;
+  }
+
+  /**
+   * At a hang, before anything is failed: `recover` returns true when it made a parked device runnable
+   * (it must, or the scheduler would ask again forever), false to let the hang end the run.
+   */
+  onHang(recover: (hang: HangReport) => boolean): void {
+    this.recover = recover;
   }
 
   /** Register a device before `run`. */
@@ -181,7 +192,13 @@ export class SimScheduler {
       if (this.failing === null) {
         const stuck = this.all.filter((t) => t.state === 'parked');
         if (stuck.length > 0) {
-          this.hang = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: opText(t) })) };
+          const hang = { timeNs: this.clockNs, waiting: stuck.map((t) => ({ device: t.name, op: opText(t) })) };
+          if (this.recover?.(hang)) {
+            if (!stuck.some((t) => this.runnable(t))) assert(false, 'hang recovery woke nobody');
+            this.dispatch();
+            return;
+          }
+          this.hang = hang;
           this.failing = stuck;
           this.dispatch();
           return;

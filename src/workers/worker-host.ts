@@ -7,10 +7,12 @@
  * - Devices share memory, fences, resv objects and links with the kernel and each other through
  *   SharedArrayBuffers; no buffer byte is ever posted.
  * - A device that throws is reported (`device-crashed`, or `device-call-failed` for a kernel call it did
- *   not expect to fail). A run where no unfinished device shows progress for `watchdogMs` is a hang: the
- *   stuck workers are terminated and reported with the operation each was in. Either way the device's
- *   pending fences are signalled with -ETIME (so its consumers wake), its attachments, mappings and
- *   buffers are reclaimed, and the run ends: the CLI never hangs.
+ *   not expect to fail). A run where no unfinished device shows progress for `watchdogMs` is a hang. The
+ *   watchdog first times out the jobs at the head of the wait-for chains (their fences complete with
+ *   -ETIME, the waiters pass the error on, the run goes on: `recoverHang`); a hang it cannot end that way,
+ *   or one hang too many, terminates the stuck workers, reported with the operation each was in. A device
+ *   that is gone has its pending fences signalled with -ETIME (so its consumers wake), its attachments,
+ *   mappings and buffers reclaimed, and the run ends: the CLI never hangs.
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -32,6 +34,7 @@ import {
   type Finding,
   failDevice,
   finish,
+  HangWatch,
   type Report,
   type RunOptions,
   scenarioTables,
@@ -200,7 +203,10 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     });
   });
 
-  const hang = await watchdog(slots, options.watchdogMs ?? WATCHDOG_MS_DEFAULT, Promise.all(finished));
+  const watch = new HangWatch(kernel, s, service, hb);
+  const hang = await watchdog(slots, options.watchdogMs ?? WATCHDOG_MS_DEFAULT, Promise.all(finished), (h) =>
+    watch.recover(h),
+  );
   await Promise.all(finished);
 
   /** A device that did not finish: its unsignalled fences (found by its timeline) end with `error`. */
@@ -232,6 +238,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     log,
     results,
     extra,
+    watch.recovered,
     hang,
     Number(process.hrtime.bigint() - started),
     0,
@@ -242,12 +249,14 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
 
 /**
  * Wait for every device, watching heartbeats. When no unfinished device has moved for `watchdogMs`, the
- * run is hung: terminate the stuck workers and say what each was doing.
+ * run is hung: `recover` may end the hang (then the watch goes on); otherwise terminate the stuck workers
+ * and say what each was doing.
  */
 async function watchdog(
   slots: Map<string, DeviceSlot>,
   watchdogMs: number,
   all: Promise<unknown>,
+  recover: (hang: HangReport) => boolean,
 ): Promise<HangReport | null> {
   let last = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
   let lastChange = performance.now();
@@ -278,6 +287,10 @@ async function watchdog(
       timeNs: Math.round(performance.now() * 1e6),
       waiting: stuck.map((s) => ({ device: s.name, op: OPS[Atomics.load(s.heartbeat, 1)] ?? 'unknown' })),
     };
+    if (recover(report)) {
+      lastChange = performance.now();
+      continue;
+    }
     await Promise.all(stuck.map((s) => s.worker.terminate()));
     return report;
   }

@@ -29,6 +29,7 @@ beforeAll(() => {
     ...pipeline('bad-link-port'),
     links: [{ from: 'cam0.out', to: 'disp0.video' }],
   });
+  writeScenarioFile(dir, 'unlinked.ts', { ...pipeline('unlinked'), links: [] });
   writeScenarioFile(dir, 'bad-top-level.ts', { ...pipeline('bad-top-level'), frames: -3 });
   writeFileSync(join(dir, 'syntax-error.ts'), 'export default { name: "broken", devices: {\n');
   writeScenarioFile(dir, 'signal-twice.ts', pipeline('signal-twice', { bugs: { signalTwice: true } }));
@@ -52,6 +53,14 @@ describe('bad input exits 2 and says what was wrong', () => {
       'a link to a missing port',
       ['run', './bad-link-port.ts'],
       [/links\.0\.to: disp0 \(display\) has no input 'video'/],
+    ],
+    [
+      'ports left unlinked',
+      ['run', './unlinked.ts'],
+      [
+        /devices\.cam0: output 'out' of camera is not linked \(add a link with from: 'cam0\.out'\)/,
+        /devices\.disp0: input 'in' of display is not linked \(add a link with to: 'disp0\.in'\)/,
+      ],
     ],
     [
       '--seed -1',

@@ -112,7 +112,7 @@ describe.each(['sim', 'worker'] as const)('a consumer that crashes, on the %s ho
 });
 
 describe('a device that hangs, on the worker host', () => {
-  it('is reported within the watchdog with the op it was in, its buffer is reclaimed, and the run ends', async () => {
+  it('is reported within the watchdog with the op it was in, and its fence is timed out with -ETIME', async () => {
     let waitingSinceMs = Number.NaN;
     const t0 = performance.now();
     const r = await runScenario(hangScenario(), {
@@ -131,7 +131,9 @@ describe('a device that hangs, on the worker host', () => {
     expect(hang).toHaveLength(1);
     expect(hang[0]?.objects).toEqual({ stuck: 'wait' });
     expect(hang[0]?.message).toContain('stuck in wait');
-    expect(r.devices.stuck).toEqual({ error: expect.any(String) });
+    // The watchdog failed the job it waited on; the device woke, saw -ETIME and finished.
+    expect(r.hang?.timedOut).toEqual(['stuck#1']);
+    expect(r.devices.stuck).toEqual({ frames: 0, status: -ETIME });
     expect(r.ok).toBe(false);
     // Waiting on its own unsignalled fence is a deadlock the wait-for walk sees as the wait begins.
     expect(r.unexpected).toEqual(['fence-wait-cycle', 'hang']);
@@ -145,12 +147,10 @@ describe('a device that hangs, on the worker host', () => {
     expect(detectedAfterMs).toBeLessThan(WATCHDOG_MS + 2500);
     expect(elapsedMs).toBeLessThan(WATCHDOG_MS + 10_000);
 
-    // The terminated worker's buffer (allocated, attached, mapped) is reclaimed, and the fence
-    // references it held are dropped (its shared ledger outlives it).
     expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
   });
 
-  it('names what every stuck device of a pipeline was doing', async () => {
+  it('names what every stuck device of a pipeline was doing; hung again by the same device, ends the run', async () => {
     // The display never releases: the camera blocks on the buffer's READ fences, the display on its input.
     const r = await runScenario(neverReleaseScenario(), {
       seed: 8,
@@ -162,6 +162,10 @@ describe('a device that hangs, on the worker host', () => {
     const ops = Object.fromEntries((r.hang?.waiting ?? []).map((w) => [w.device, w.op]));
     expect(ops).toEqual({ cam0: 'resv-wait', disp0: 'recv' });
     expect(findingsOf(r, 'hang')[0]?.objects).toEqual({ cam0: 'resv-wait', disp0: 'recv' });
+    // The first hang times out the display's first release fence; the display hangs the camera again on
+    // the next one, and a device guilty twice ends the run: both workers are stopped.
+    expect(r.hang?.timedOut).toEqual(['disp0#1']);
+    expect(findingsOf(r, 'hang')[0]?.count).toBe(2);
     expect(r.devices.cam0).toEqual({ error: expect.any(String) });
     expect(r.devices.disp0).toEqual({ error: expect.any(String) });
     // The camera was killed inside a resv wait, holding references on the display's release fences.
@@ -170,7 +174,7 @@ describe('a device that hangs, on the worker host', () => {
 });
 
 describe('a device that hangs, on the sim host', () => {
-  it('is reported as a hang at once, with the wait-for list, without any watchdog', async () => {
+  it('is reported as a hang at once, with the wait-for list, and its fence is timed out with -ETIME', async () => {
     const t0 = performance.now();
     const r = await runScenario(hangScenario(), { seed: 3, host: 'sim', watchdogMs: 600_000 });
     expect(performance.now() - t0).toBeLessThan(5000); // nowhere near the watchdog
@@ -180,7 +184,8 @@ describe('a device that hangs, on the sim host', () => {
     expect(r.hang?.waiting[0]?.device).toBe('stuck');
     expect(r.hang?.waiting[0]?.op).toMatch(/^wait fence \d+:1$/); // its own first fence
     expect(findingsOf(r, 'hang')).toHaveLength(1);
-    expect(r.devices.stuck).toEqual({ error: expect.stringContaining('hung in wait fence') });
+    expect(r.hang?.timedOut).toEqual(['stuck#1']);
+    expect(r.devices.stuck).toEqual({ frames: 0, status: -ETIME });
     expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
   });
 
@@ -194,6 +199,10 @@ describe('a device that hangs, on the sim host', () => {
     expect(ops.cam0).toMatch(/^wait fence \d+:1$/);
     expect(ops.disp0).toBe('recv (link empty)');
     expect(findingsOf(r, 'hang')).toHaveLength(1);
+    expect(r.hang?.timedOut).toEqual(['disp0#1']);
+    // Timed out once, the display hangs the camera again on its next release: the second hang ends the run.
+    expect(findingsOf(r, 'hang')[0]?.count).toBe(2);
+    expect(r.devices.disp0).toEqual({ error: expect.stringContaining('hung in recv') });
     expect(r.unexpected).toEqual(['hang']);
     // A hang is not a leak: every reference the stuck devices held is dropped at teardown.
     expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
