@@ -1,6 +1,13 @@
 /** dmafarm's library surface: re-exports only. */
 
-export { type DeviceContext, type DeviceModel, type DeviceResult, defineDevice, type Frame } from './devices/device.js';
+export {
+  type DeviceContext,
+  type DeviceModel,
+  type DeviceResult,
+  defineDevice,
+  FRAME_FAILED,
+  type Frame,
+} from './devices/device.js';
 export { KernelBug } from './kernel/assert.js';
 export {
   type DmaBuf,
@@ -96,6 +103,23 @@ export { Process, type ProcessOptions } from './kernel/process.js';
 export { syncFileGetFence, syncFileInstall } from './kernel/sync-file.js';
 export type { ChannelName, KernelChannels, Warning } from './kernel/trace.js';
 export * from './kernel/uapi.js';
-export { type Finding, type Report, type RunOptions, runScenario } from './workers/run-scenario.js';
+export {
+  type ExploreOptions,
+  type ExploreResult,
+  explore,
+  formatExploreResult,
+  mergeResults,
+  parseShard,
+  type Shard,
+} from './workers/explore.js';
+export {
+  type Finding,
+  HANG_RECOVERIES_MAX,
+  type HangDetail,
+  type Report,
+  type RunOptions,
+  runScenario,
+} from './workers/run-scenario.js';
 export { defineScenario, type Scenario, ScenarioError } from './workers/scenario.js';
 export { loadScenario } from './workers/scenario-loader.js';
+export { parseScheduleSpec, RANDOM_SCHEDULE, type ScheduleSpec } from './workers/schedule-policy.js';

@@ -870,6 +870,8 @@ export class DeviceRuntime implements DeviceContext {
       },
     });
     if (r !== 0) return r;
+    // Lock release → acquire is a happens-before edge: what the last holder did under it is ordered first.
+    this.hb?.acquireResv(obj.index);
     for (const [held, heldWith] of this.heldLocks) {
       // Locks taken under one ticket are ordered by Wait-Die, not by the order they were taken in.
       if (ww === null || heldWith !== ww) this.lockdepEdge(`resv:${held}`, `resv:${bufferId}`, op);
@@ -945,7 +947,8 @@ export class DeviceRuntime implements DeviceContext {
       );
       return;
     }
-    this.heldLocks.delete(buf.id);
+    // Only the holder's own unlock releases its clock: the resv clock is touched under the lock alone.
+    if (this.heldLocks.delete(buf.id)) this.hb?.releaseResv(obj.index);
     this.waits.dropLock(buf.id);
     dmaResvUnlock(obj);
   }
@@ -969,9 +972,7 @@ export class DeviceRuntime implements DeviceContext {
     this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
     const obj = await this.resv(buf);
     await this.block.point('resv');
-    this.hb?.acquireResv(obj.index);
     const r = dmaResvAddFence(obj, fence, usage);
-    this.hb?.releaseResv(obj.index);
     if (!r) this.published(fence);
     this.ev('resv-add', buf.id, usage);
     return r;
@@ -1113,7 +1114,6 @@ export class DeviceRuntime implements DeviceContext {
     let ret = await this.lockResv(obj, buf.id, null, false, 'add-fence');
     if (ret) return ret;
     this.waits.holdLock(buf.id);
-    this.hb?.acquireResv(obj.index);
     try {
       ret = dmaResvReserveFences(obj, 1);
       if (!ret) ret = dmaResvAddFence(obj, fence, usage);

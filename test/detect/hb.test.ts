@@ -53,9 +53,9 @@ function read(c: HbClock, lo: number, hi: number, s = site(2, 2)): readonly HbRa
 }
 
 describe('layout', () => {
-  it('is one SAB of 64 + 64·fenceSlots + 6912·resvSlots bytes, attachable from its header alone', () => {
+  it('is one SAB of 1152 + 64·fenceSlots + 6912·resvSlots bytes, attachable from its header alone', () => {
     const s = HbShared.create({ fenceSlots: 10, resvSlots: 3 });
-    expect(s.sab.byteLength).toBe(64 + 64 * 10 + 6912 * 3);
+    expect(s.sab.byteLength).toBe(1152 + 64 * 10 + 6912 * 3);
     expect(hbSharedBytes({ fenceSlots: 10, resvSlots: 3 })).toBe(s.sab.byteLength);
     const t = HbShared.attach(s.sab);
     expect([t.fenceSlots, t.resvSlots]).toEqual([10, 3]);

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { nv12Bytes } from '../../src/devices/camera.js';
 import { checksumBytes } from '../../src/devices/checksum.js';
-import type { DeviceResult } from '../../src/devices/device.js';
+import { type DeviceResult, FRAME_FAILED } from '../../src/devices/device.js';
 import { composeNv12, GPU_SAMPLE_BYTES, type InputSample, sampleMean } from '../../src/devices/gpu.js';
 import { decodeNv12 } from '../../src/devices/video-decoder.js';
 import { PAGE_SIZE } from '../../src/kernel/uapi.js';
@@ -317,11 +317,14 @@ describe('video decoder', () => {
     expect(result(secureOnSystem, 'dec0').secure).toBe(1);
   });
 
-  it('skipFenceSignal: the display hangs on the frame whose fence never signals', async () => {
+  it('skipFenceSignal: the display hangs on the frame whose fence never signals, until the watchdog fails it', async () => {
     const r = await run(playbackScenario({ bugs: { skipFenceSignal: 2 } }));
     expect(rules(r)).toContain('hang');
     expect(r.hang?.waiting.map((w) => w.device)).toContain('disp0');
-    expect(r.devices.disp0).toHaveProperty('error');
+    expect(r.hang?.timedOut).toEqual(['dec0#3']);
+    // The display skipped that frame only, and finished.
+    expect(r.devices.disp0).toMatchObject({ failedFrames: 1 });
+    expect((r.devices.disp0 as DeviceResult).checksums).toHaveProperty([2], FRAME_FAILED);
   });
 
   it('signalBeforeWrite: a fast display shows pictures not yet decoded → content-mismatch', async () => {

@@ -10,10 +10,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExploreResult, explore, mergeResults, shardSeeds } from '../../src/workers/explore.js';
+// Exploration and replay through the library's public entry, as a user's own test would call them.
+import { type ExploreResult, explore, loadScenario, mergeResults, type Report, runScenario } from '../../src/index.js';
+import { shardSeeds } from '../../src/workers/explore.js';
 import { Prng } from '../../src/workers/prng.js';
-import { type Report, runScenario } from '../../src/workers/run-scenario.js';
-import { loadScenario } from '../../src/workers/scenario-loader.js';
 import {
   formatScheduleSpec,
   PCT_STEPS_DEFAULT,

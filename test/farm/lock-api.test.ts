@@ -1,6 +1,7 @@
 /**
- * The device lock API's misuse paths that the misuse examples do not cover: a ticket used after
- * ww_acquire_fini is reported and refused with -EINVAL (misuse is data), on both hosts.
+ * The device lock API beyond the misuse examples, on both hosts: Wait-Die between two devices that lock
+ * the same two buffers in opposite orders (the younger ticket backs off with -EDEADLK, the older waits, both
+ * finish), and a ticket used after ww_acquire_fini, reported and refused with -EINVAL (misuse is data).
  */
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../../src/workers/run-scenario.js';
@@ -31,7 +32,92 @@ const afterFini = defineScenario({
   expect: { findings: ['ww-acquire-ctx-unknown'] },
 });
 
+const EDEADLK = 35;
+
+/**
+ * old0 and young0 import both buffers first (a frame's buffer is mapped on receipt, which needs its resv
+ * unlocked), then old0 takes its ticket and locks a, then young0 takes its ticket (younger: taken after it
+ * heard from old0) and locks b, then each asks for the other's buffer. The links fix the order that
+ * matters: a is held by the older ticket whenever young0 asks for it, b by the younger whenever old0 does.
+ */
+const abba = defineScenario({
+  name: 'wait-die-abba',
+  description: 'two devices lock a and b in opposite orders with tickets; the younger backs off',
+  frames: 1,
+  devices: {
+    old0: {
+      model: 'script',
+      knobs: {
+        inputs: ['in'],
+        outputs: ['out'],
+        steps: [
+          { op: 'allocate', buf: 'a' },
+          { op: 'allocate', buf: 'b' },
+          { op: 'send', port: 'out', buf: 'a' },
+          { op: 'send', port: 'out', buf: 'b' },
+          { op: 'recv', port: 'in', buf: 'imported' },
+          { op: 'acquireInit', ctx: 't' },
+          { op: 'lock', buf: 'a', ctx: 't' },
+          { op: 'allocate', buf: 'go' },
+          { op: 'send', port: 'out', buf: 'go' },
+          { op: 'recv', port: 'in', buf: 'holds-b' },
+          // b is held by the younger ticket: the older one waits for it (Wait-Die: the old wait).
+          { op: 'lock', buf: 'b', ctx: 't' },
+          { op: 'write', buf: 'a' },
+          { op: 'write', buf: 'b' },
+          { op: 'unlock', buf: 'b' },
+          { op: 'unlock', buf: 'a' },
+          { op: 'acquireFini', ctx: 't' },
+        ],
+      },
+    },
+    young0: {
+      model: 'script',
+      knobs: {
+        inputs: ['in'],
+        outputs: ['out'],
+        steps: [
+          { op: 'recv', port: 'in', buf: 'a' },
+          { op: 'recv', port: 'in', buf: 'b' },
+          { op: 'allocate', buf: 'imported' },
+          { op: 'send', port: 'out', buf: 'imported' },
+          { op: 'recv', port: 'in', buf: 'go' },
+          { op: 'acquireInit', ctx: 'u' },
+          { op: 'lock', buf: 'b', ctx: 'u' },
+          { op: 'allocate', buf: 'holds-b' },
+          { op: 'send', port: 'out', buf: 'holds-b' },
+          // a is held by the older ticket: the younger dies (-EDEADLK), drops what it holds and sleeps on a.
+          { op: 'lock', buf: 'a', ctx: 'u' },
+          { op: 'unlock', buf: 'b' },
+          { op: 'lockSlow', buf: 'a', ctx: 'u' },
+          { op: 'lock', buf: 'b', ctx: 'u' },
+          { op: 'write', buf: 'a' },
+          { op: 'write', buf: 'b' },
+          { op: 'unlock', buf: 'b' },
+          { op: 'unlock', buf: 'a' },
+          { op: 'acquireFini', ctx: 'u' },
+        ],
+      },
+    },
+  },
+  links: [
+    { from: 'old0.out', to: 'young0.in', capacity: 2 },
+    { from: 'young0.out', to: 'old0.in', capacity: 2 },
+  ],
+});
+
 describe.each(['sim', 'worker'] as const)('device lock API on the %s host', (host) => {
+  it('Wait-Die between two devices: the younger ticket backs off with -EDEADLK, the older waits, both finish', async () => {
+    for (const seed of host === 'sim' ? [1, 2, 3, 4, 5] : [1]) {
+      const r = await runScenario(abba, { seed, host });
+      expect({ seed, findings: r.findings }).toEqual({ seed, findings: [] });
+      expect(r.hang).toBeNull();
+      expect(r.devices.old0).toMatchObject({ results: [0, 0] });
+      expect(r.devices.young0).toMatchObject({ results: [0, -EDEADLK, 0, 0] });
+      expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+    }
+  });
+
   it('reports a finished ticket, refuses the lock with -EINVAL, and the device goes on', async () => {
     const r = await runScenario(afterFini, { seed: 1, host });
     expect(r.ok).toBe(true);
