@@ -107,7 +107,7 @@ const runtime = new DeviceRuntime({
   // This worker's own synchronous destination: its lines never interleave with another thread's.
   log: (m, f) => {
     log.debug(f ?? {}, m);
-    if (init.forwardLogs) void rpc.log(m, f);
+    if (init.forwardLogs) post(f === undefined ? { kind: 'log', message: m } : { kind: 'log', message: m, fields: f });
   },
   // Wall time is not part of the hash: it differs on every run; the sequence of operations does not.
   record: (_timeNs, op, a, b, c) => {

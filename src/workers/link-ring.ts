@@ -10,7 +10,7 @@
  *   slot i: [seq, bufferId, flags, spare] Int32 and [fence] Float64
  * The producer writes a slot, then publishes it with Atomics.store(HEAD); the consumer reads HEAD, then
  * the slot. A store-then-load pair on HEAD/TAIL orders the plain slot writes for the other side.
- * Sleepers wait on EVENTS, which every push, pop and close bumps: "add WAITERS; seen = EVENTS; re-check;
+ * Sleepers wait on EVENTS, which every push, ack and close bumps: "add WAITERS; seen = EVENTS; re-check;
  * wait(EVENTS, seen)" against "change state; add EVENTS; if WAITERS notify". Waiting on HEAD or TAIL
  * instead would miss a close (it changes neither: a consumer that checked just before it would sleep on).
  * The total-order argument is the fence table's, so neither side sleeps through a hand-off or a close.
@@ -133,8 +133,10 @@ export class LinkRing {
       flags: this.w[b + 2] ?? 0,
       fence: this.f[this.fenceBase + slot] ?? 0,
     };
+    // No wake: nobody sleeps on TAIL. A consumer sleeps for HEAD or CLOSED, a producer for room, which
+    // only ACKED makes; waking a producer blocked on a full link here made it sleep again at once (two
+    // context switches per frame and link).
     Atomics.store(this.w, TAIL, tail + 1);
-    this.wake();
     return d;
   }
 

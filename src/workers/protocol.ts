@@ -9,7 +9,8 @@
  *   MessageChannel per device). Named by its implementer. Errors come back as negative errnos, never as
  *   thrown exceptions.
  * - `ToWorker` / `ToKernel` are the plain messages outside comlink: move_notify to a device, the
- *   device's final result or crash to the kernel.
+ *   device's forwarded log lines and its final result or crash to the kernel. A log line is one-way: a
+ *   comlink call costs a request, a reply and an id per line, and a display logs every scan-out.
  */
 
 import type { MessagePort } from 'node:worker_threads';
@@ -121,13 +122,13 @@ export interface KernelRpc {
   misuse(rule: string, message: string, objects?: Record<string, string | number>, detail?: WarningDetail): void;
   /** A lockdep edge (src/detect/lockdep.ts), sent once per distinct edge by each device. */
   lockdep(from: string, to: string, op: string): void;
-  /** Only when the caller of runScenario asked for device logs (`RunOptions.log`). */
-  log(message: string, fields?: Record<string, unknown>): void;
 }
 
 export type ToWorker = { kind: 'move-notify'; att: AttachmentRef };
 
 export type ToKernel =
+  /** Only when the caller of runScenario asked for device logs (`RunOptions.log`). */
+  | { kind: 'log'; message: string; fields?: Record<string, unknown> }
   | {
       kind: 'done';
       result: DeviceResult;

@@ -111,7 +111,6 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       resvIndexOf: (id) => service.resvIndexOf(id),
       misuse: (rule, message, objects, detail) => service.misuse(name, rule, message, objects, detail),
       lockdep: (from, to, op) => service.lockdep(name, from, to, op),
-      log: (message, fields) => options.log?.(name, message, fields),
       cpuPages: (id) => service.cpuPages(name, id),
       cpuAccess: (id, begin, dir) => service.cpuAccess(name, id, begin, dir as 0 | 1 | 2),
     };
@@ -169,6 +168,10 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
       };
       const gone = (): void => failDevice(kernel, s, ports, name, init.fenceContext, -ETIME);
       worker.on('message', (m: ToKernel) => {
+        if (m.kind === 'log') {
+          options.log?.(name, m.message, m.fields);
+          return;
+        }
         events += m.events;
         hashXor ^= m.eventHash;
         // The device's last word: its control-plane port and message listener would keep the thread alive.
