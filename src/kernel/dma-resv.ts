@@ -396,6 +396,11 @@ export function dmaResvSleepOnLock(obj: DmaResv, holder: number, timeoutMs: numb
   Atomics.sub(obj.w, R_LOCK_WAITERS, 1);
 }
 
+/** Whether `task` holds the lock (no warning: for reclaim and reports, not for lock-held assertions). */
+export function dmaResvHeldBy(obj: DmaResv, task: Task): boolean {
+  return Atomics.load(obj.w, R_LOCK) === ownerTag(task);
+}
+
 /** The lock word's current holder tag (0 unlocked): what a cooperative waiter watches for a change. */
 export function dmaResvLockHolder(obj: DmaResv): number {
   return Atomics.load(obj.w, R_LOCK);

@@ -61,6 +61,7 @@ import {
   dmaResvAddFence,
   dmaResvGetFences,
   dmaResvLockCooperative,
+  dmaResvLockHolder,
   dmaResvReserveFences,
   dmaResvUnlock,
   type ResvTable,
@@ -69,7 +70,7 @@ import {
   wwAcquireFini,
   wwAcquireInit,
 } from '../kernel/dma-resv.js';
-import { EALREADY, EINVAL, EMFILE, ENOMEM, errnoName, isErr } from '../kernel/errno.js';
+import { EAGAIN, EALREADY, EINVAL, EMFILE, ENOMEM, type Errno, errnoName, isErr } from '../kernel/errno.js';
 import type { Task } from '../kernel/kernel-core.js';
 import type { Arena } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
@@ -361,7 +362,10 @@ export class DeviceRuntime implements DeviceContext {
   }
   async attach(buf: BufferRef, opts: { dynamic?: boolean } = {}): Promise<AttachmentRef> {
     await this.block.point('attach');
-    const r = this.must(`attach buffer ${buf.id}`, await this.cp.attach(buf.id, opts.dynamic ?? false));
+    const r = this.must(
+      `attach buffer ${buf.id}`,
+      await this.lockedCall(buf.id, () => this.cp.attach(buf.id, opts.dynamic ?? false)),
+    );
     this.ev('attach', buf.id, r.id);
     return r;
   }
@@ -369,11 +373,14 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('detach');
     this.ev('detach', att.id);
     for (const [id, m] of this.mappings) if (m.attachmentId === att.id) this.mappings.delete(id);
-    await this.cp.detach(att.id);
+    await this.lockedCall(att.bufferId, () => this.cp.detach(att.id));
   }
   async map(att: AttachmentRef, dir = 0): Promise<Mapping> {
     await this.block.point('map');
-    const info = this.must(`map attachment ${att.id}`, await this.cp.map(att.id, dir));
+    const info = this.must(
+      `map attachment ${att.id}`,
+      await this.lockedCall(att.bufferId, () => this.cp.map(att.id, dir)),
+    );
     this.mappings.set(info.id, info);
     if (this.hb !== null) await this.slotOf(info.bufferId);
     this.ev('map', att.id, info.id);
@@ -383,12 +390,31 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('unmap');
     this.ev('unmap', m.id);
     this.mappings.delete(m.id);
-    await this.cp.unmap(m.id);
+    await this.lockedCall(m.bufferId, () => this.cp.unmap(m.id));
   }
   async evict(buf: BufferRef): Promise<number> {
     await this.block.point('evict');
     this.ev('evict', buf.id);
-    return this.cp.evict(buf.id);
+    return this.lockedCall(buf.id, () => this.cp.evict(buf.id));
+  }
+
+  /**
+   * A control-plane call that takes a resv lock. -EAGAIN: another device holds it, and the kernel thread
+   * does not sleep for a device (device-service.ts), so this device waits for the holder on its own thread
+   * — as a driver sleeps in dma_resv_lock, visible in the wait-for table — and calls again.
+   */
+  private async lockedCall<T>(bufferId: number, call: () => Promise<T | Errno>): Promise<T | Errno> {
+    for (;;) {
+      const r = await call();
+      if (r !== -EAGAIN) return r;
+      const obj = await this.resvById(bufferId);
+      const holder = dmaResvLockHolder(obj);
+      if (holder === 0) continue; // released since (worker host): call again
+      this.blocked(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, deviceNames.length), bufferId);
+      this.checkCycle();
+      await this.block.waitLock(obj, holder);
+      this.unblocked();
+    }
   }
   onMoveNotify(fn: (att: AttachmentRef) => void): void {
     this.moveHandlers.push(fn);
@@ -1098,12 +1124,15 @@ export class DeviceRuntime implements DeviceContext {
   }
 
   // --- resv ---
-  private async resv(buf: BufferRef): Promise<DmaResv> {
-    let r = this.resvCache.get(buf.id);
+  private resv(buf: BufferRef): Promise<DmaResv> {
+    return this.resvById(buf.id);
+  }
+  private async resvById(bufferId: number): Promise<DmaResv> {
+    let r = this.resvCache.get(bufferId);
     if (r === undefined) {
-      const idx = this.must(`resv of buffer ${buf.id}`, await this.cp.resvIndexOf(buf.id));
+      const idx = this.must(`resv of buffer ${bufferId}`, await this.cp.resvIndexOf(bufferId));
       r = new DmaResv(this.shared.resvs, idx);
-      this.resvCache.set(buf.id, r);
+      this.resvCache.set(bufferId, r);
     }
     return r;
   }

@@ -9,6 +9,14 @@
  *
  * Contract: every method returns a value or a negative errno; a device's misuse becomes a kernel warning
  * naming the device. Tables are bounded (MAPPINGS_MAX, BUFFERS_PER_RUN_MAX).
+ *
+ * The kernel thread never sleeps on a resv lock a device holds (the lock API lets a device hold one across
+ * calls): it serves every device, so sleeping there could wait on a device that waits on it, and would
+ * stop the watchdog with it. A call that needs a lock another device holds returns -EAGAIN without doing
+ * anything; the device's runtime then waits for the holder on its own thread — as the device's driver
+ * would sleep in dma_resv_lock — and calls again. Map, unmap and evict take the lock with a trylock, so
+ * that holds exactly; attach and detach lock inside the kernel's own functions, checked just before (on
+ * the worker host a device may take the lock in between, and the kernel thread then waits for it).
  */
 
 import { describeNode, LOCKDEP_EDGES_MAX, LockdepGraph } from '../detect/lockdep.js';
@@ -22,13 +30,21 @@ import {
   dmaBufDetach,
   dmaBufDynamicAttach,
   dmaBufEndCpuAccess,
-  dmaBufMapAttachmentUnlocked,
+  dmaBufMapAttachment,
   dmaBufPut,
-  dmaBufUnmapAttachmentUnlocked,
+  dmaBufUnmapAttachment,
 } from '../kernel/dma-buf.js';
 import type { DmaDataDirection, SgEntry, SgTable } from '../kernel/dma-mapping.js';
-import { EINVAL, ENOENT, ENOMEM, type Errno, isErr } from '../kernel/errno.js';
-import { vramEvict } from '../kernel/heaps/vram-heap.js';
+import {
+  type DmaResv,
+  dmaResvHeldBy,
+  dmaResvIsLocked,
+  dmaResvMightLock,
+  dmaResvTrylock,
+  dmaResvUnlock,
+} from '../kernel/dma-resv.js';
+import { EAGAIN, EDEADLK, EINVAL, ENOENT, ENOMEM, type Errno, isErr } from '../kernel/errno.js';
+import { vramEvictLocked } from '../kernel/heaps/vram-heap.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/kernel-core.js';
 import type { PageRun } from '../kernel/memory.js';
@@ -250,6 +266,8 @@ export class DeviceService {
           },
         }
       : null;
+    const gate = this.lockGate(d, buf.resv, 'dma_buf_attach');
+    if (gate) return gate;
     const attach = this.kernel.runAs(d.task, () => dmaBufDynamicAttach(buf, { name: device }, importer));
     if (isErr(attach)) return attach;
     // An importer holds a reference for as long as it is attached (dma_buf_get in real drivers).
@@ -266,6 +284,8 @@ export class DeviceService {
       this.misuse(device, 'device-detach-unknown', `detached attachment ${attId} it does not hold`);
       return -EINVAL;
     }
+    const gate = this.lockGate(d, e.attach.dmabuf.resv, 'dma_buf_detach');
+    if (gate) return gate;
     for (const m of [...e.maps]) this.unmap(device, m);
     this.kernel.runAs(d.task, () => {
       dmaBufDetach(e.attach.dmabuf, e.attach);
@@ -283,7 +303,9 @@ export class DeviceService {
     if (e === undefined || e.device !== device) return -EINVAL;
     const slot = this.freeMapSlot();
     if (slot < 0) return -ENOMEM;
-    const sgt = this.kernel.runAs(d.task, () => dmaBufMapAttachmentUnlocked(e.attach, dir));
+    const sgt = this.withLock(d, e.attach.dmabuf.resv, 'dma_buf_map_attachment_unlocked', () =>
+      dmaBufMapAttachment(e.attach, dir),
+    );
     if (isErr(sgt)) return sgt;
     const gen = Atomics.add(this.mappingWords, 2 * slot + 1, 1) + 1;
     const id = gen * MAPPINGS_MAX + slot;
@@ -301,8 +323,12 @@ export class DeviceService {
       this.misuse(device, 'device-unmap-unknown', `unmapped mapping ${mapId} it does not hold`);
       return -EINVAL;
     }
+    const r = this.withLock(d, e.attach.dmabuf.resv, 'dma_buf_unmap_attachment_unlocked', () => {
+      dmaBufUnmapAttachment(e.attach, m.sgt, m.dir);
+      return 0;
+    });
+    if (r !== 0) return r;
     Atomics.store(this.mappingWords, 2 * (mapId % MAPPINGS_MAX), MAP_DEAD);
-    this.kernel.runAs(d.task, () => dmaBufUnmapAttachmentUnlocked(e.attach, m.sgt, m.dir));
     this.maps.delete(mapId);
     e.maps.delete(mapId);
     return 0;
@@ -320,7 +346,7 @@ export class DeviceService {
       this.misuse(device, 'device-evict-unheld', `asked to evict buffer ${id} it does not hold`, { ino: id });
       return -EINVAL;
     }
-    return this.kernel.runAs(d.task, () => vramEvict(this.kernel, buf));
+    return this.withLock(d, buf.resv, 'vram_evict', () => vramEvictLocked(this.kernel, buf));
   }
 
   /** DMA_BUF_IOCTL_SYNC for a device's CPU access (a TEE, or a bug that touches bytes with the CPU). */
@@ -349,18 +375,64 @@ export class DeviceService {
     return this.kernel.runAs(d.task, () => (begin ? dmaBufBeginCpuAccess(buf, dir) : dmaBufEndCpuAccess(buf, dir)));
   }
 
+  /**
+   * Whether the kernel thread may go on into a call that locks `resv` for device `d`: 0 when it is unlocked;
+   * -EAGAIN when another device holds it (the caller waits and retries, see the contract); -EDEADLK when `d`
+   * holds it itself — the kernel call would take it again and deadlock, which the might-lock check reports.
+   */
+  private lockGate(d: DeviceEntry, resv: DmaResv, site: string): number {
+    if (!dmaResvIsLocked(resv)) return 0;
+    return this.kernel.runAs(d.task, () => dmaResvMightLock(resv, site)) ? -EAGAIN : -EDEADLK;
+  }
+
+  /** `fn` as device `d` with `resv` locked by a trylock: the `_unlocked` kernel call, minus the sleep. */
+  private withLock<T>(d: DeviceEntry, resv: DmaResv, site: string, fn: () => T | Errno): T | Errno {
+    const gate = this.lockGate(d, resv, site);
+    if (gate) return gate;
+    return this.kernel.runAs(d.task, () => {
+      // Free a moment ago; on the worker host a device may have taken it since.
+      if (!dmaResvTrylock(resv)) return -EAGAIN;
+      try {
+        return fn();
+      } finally {
+        dmaResvUnlock(resv);
+      }
+    });
+  }
+
   /** Reclaim everything a device still holds (end of run, crash, hang); returns what had leaked. */
   teardown(device: string): { mappings: number; attachments: number; buffers: number } {
     const d = this.dev(device);
     let mappings = 0;
     for (const attId of [...d.attachments]) {
-      mappings += this.attachments.get(attId)?.maps.size ?? 0;
+      const e = this.attachments.get(attId);
+      mappings += e?.maps.size ?? 0;
+      if (e !== undefined) this.breakLockOfGone(e.attach.dmabuf);
       this.detach(device, attId);
+    }
+    for (const id of d.buffers) {
+      const buf = this.buffers.get(id);
+      if (buf !== undefined) this.breakLockOfGone(buf);
     }
     const attachments = d.attachments.size;
     const buffers = d.buffers.size;
     for (const id of [...d.buffers]) this.release(device, id);
     return { mappings, attachments, buffers };
+  }
+
+  /**
+   * At teardown every device has ended, so a resv lock still held will never be released by its holder:
+   * reported against the holder (`device-exit-locked`) and released for it, so that the buffer can go.
+   */
+  private breakLockOfGone(buf: DmaBuf): void {
+    const resv = buf.resv;
+    if (!dmaResvIsLocked(resv)) return;
+    for (const h of this.devices.values()) {
+      if (!dmaResvHeldBy(resv, h.task)) continue;
+      this.misuse(h.name, 'device-exit-locked', `ended holding the resv lock of buffer ${buf.ino}`, { ino: buf.ino });
+      this.kernel.runAs(h.task, () => dmaResvUnlock(resv));
+      return;
+    }
   }
 
   private freeMapSlot(): number {

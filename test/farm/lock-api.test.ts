@@ -106,7 +106,63 @@ const abba = defineScenario({
   ],
 });
 
+/**
+ * old0 locks a, then sends a and b to young0 and waits for its reply; young0 must map a on receipt, which
+ * needs a's lock: a deadlock through a lock held across a wait (a frame) that the lock's waiter provides.
+ */
+const heldAcrossRecv = defineScenario({
+  name: 'lock-held-across-recv',
+  description: 'old0 holds the lock of a buffer while it waits for a frame from the device that must map it',
+  frames: 1,
+  devices: {
+    old0: {
+      model: 'script',
+      knobs: {
+        inputs: ['in'],
+        outputs: ['out'],
+        steps: [
+          { op: 'allocate', buf: 'a' },
+          { op: 'lock', buf: 'a' },
+          { op: 'send', port: 'out', buf: 'a' },
+          { op: 'recv', port: 'in', buf: 'reply' },
+          { op: 'unlock', buf: 'a' },
+        ],
+      },
+    },
+    young0: {
+      model: 'script',
+      knobs: {
+        inputs: ['in'],
+        outputs: ['out'],
+        steps: [
+          { op: 'recv', port: 'in', buf: 'a' },
+          { op: 'allocate', buf: 'reply' },
+          { op: 'send', port: 'out', buf: 'reply' },
+        ],
+      },
+    },
+  },
+  links: [
+    { from: 'old0.out', to: 'young0.in', capacity: 1 },
+    { from: 'young0.out', to: 'old0.in', capacity: 1 },
+  ],
+});
+
 describe.each(['sim', 'worker'] as const)('device lock API on the %s host', (host) => {
+  it('a lock held across a wait its waiter must end is a hang with the cycle named, and the run ends', async () => {
+    // The kernel thread does not sleep on old0's lock for young0's map (it would stop the watchdog with it):
+    // young0 waits for the lock on its own thread, where the wait-for table sees it.
+    const r = await runScenario(heldAcrossRecv, { seed: 1, host, watchdogMs: 2500 });
+    expect(r.findings.map((f) => f.rule).sort()).toEqual(['device-exit-locked', 'hang']);
+    expect(r.hang?.cycle).toBe(true);
+    expect(r.hang?.chain.join('; ')).toMatch(
+      /old0 waits for a frame from young0; young0 waits for the resv lock of buffer \d+ \(held by old0\)/,
+    );
+    expect(r.hang?.timedOut).toEqual([]);
+    expect(r.findings.find((f) => f.rule === 'device-exit-locked')?.device).toBe('old0');
+    expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+  });
+
   it('Wait-Die between two devices: the younger ticket backs off with -EDEADLK, the older waits, both finish', async () => {
     for (const seed of host === 'sim' ? [1, 2, 3, 4, 5] : [1]) {
       const r = await runScenario(abba, { seed, host });

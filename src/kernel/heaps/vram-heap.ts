@@ -227,6 +227,13 @@ export function vramEvict(k: KernelCore, dmabuf: DmaBuf): number {
   }
 }
 
+/** `vramEvict` for a caller that already holds the resv lock (it took it with a trylock). */
+export function vramEvictLocked(k: KernelCore, dmabuf: DmaBuf): number {
+  assert(dmabuf.kernel === k, `dma-buf ${dmabuf.ino} belongs to another kernel`);
+  if (!isVramBuffer(dmabuf) || dmabuf.released) return -EINVAL;
+  return evictLocked(k, dmabuf);
+}
+
 /** Evict the least recently used buffer that can move; false when none can. */
 function evictOne(k: KernelCore, heap: VramHeapPriv, bufs: WeakMap<VramBuffer, DmaBuf>): boolean {
   for (const victim of [...heap.lru]) {
