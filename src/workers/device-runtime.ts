@@ -113,7 +113,8 @@ export interface Blocking {
   busy(ns: number): Promise<void>;
   /** > 0 once signalled, 0 on timeout. */
   waitFence(t: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number>;
-  push(ring: LinkRing, d: FrameDescriptor): Promise<void>;
+  /** Waits for room; false when the frame was dropped because the consumer is gone. */
+  push(ring: LinkRing, d: FrameDescriptor): Promise<boolean>;
   pop(ring: LinkRing): Promise<FrameDescriptor | null>;
   /** Until the holder of the resv lock may have changed from `holder` (see dmaResvLockCooperative). */
   waitLock(obj: DmaResv, holder: number): Promise<void>;
@@ -1202,7 +1203,7 @@ export class DeviceRuntime implements DeviceContext {
     if (frame.fence) this.published(frame.fence);
     const ring = this.port(port);
     this.blocked(WAIT_SEND, ring.consumer);
-    await this.block.push(ring, {
+    const delivered = await this.block.push(ring, {
       seq: frame.seq,
       bufferId: frame.buffer.id,
       fence: frame.fence,
@@ -1214,6 +1215,12 @@ export class DeviceRuntime implements DeviceContext {
     // on the link, not before: a device stopped while blocked on a full link (a hang) still holds it, in its
     // ledger, and the host drops it. Dropped before the push, it was on neither and leaked.
     if (frame.fence) this.ledger.drop(frame.fence);
+    if (!delivered) {
+      // Nobody reads this link any more (its consumer crashed or was stopped): like a write to a pipe
+      // with no reader, the frame goes nowhere, and its fence reference is the sender's to drop.
+      this.ev('send-dropped', frame.seq, frame.buffer.id);
+      if (frame.fence) dmaFencePut(this.shared.fences, frame.fence);
+    }
   }
   async recv(port: string): Promise<Frame | null> {
     // Frames from this port it never fenced: it moved on, so it will not (a consumer that reads without

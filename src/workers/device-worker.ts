@@ -64,9 +64,7 @@ const runtime = new DeviceRuntime({
       if (ms > 0) Atomics.wait(nap, 0, 0, ms);
     },
     waitFence: async (t, f, timeoutNs) => dmaFenceWaitTimeout(t, f, true, timeoutNs),
-    push: async (ring, d) => {
-      ring.push(d);
-    },
+    push: async (ring, d) => ring.push(d) === 'pushed',
     waitLock: async (obj, holder) => {
       Atomics.store(beat, 1, opCode('lock'));
       dmaResvSleepOnLock(obj, holder, Number.POSITIVE_INFINITY);

@@ -7,6 +7,8 @@
  *   HEAD   items written (producer only)      TAIL   items read (consumer only)
  *   CLOSED producer finished (end of stream)   WAITERS sleepers on HEAD or TAIL
  *   ACKED  items the consumer acknowledged (consumer only; ACKED ≤ TAIL)
+ *   READER_GONE  the consumer ended (crashed or stopped): pushes are dropped, as writes to a pipe
+ *          nobody reads fail, so its producer is not left blocked on a link that will never drain
  *   slot i: [seq, bufferId, flags, spare] Int32 and [fence] Float64
  * The producer writes a slot, then publishes it with Atomics.store(HEAD); the consumer reads HEAD, then
  * the slot. A store-then-load pair on HEAD/TAIL orders the plain slot writes for the other side.
@@ -34,6 +36,7 @@ const EVENTS = 5;
 const ACKED = 6;
 const PRODUCER = 7; // device indices of the two ends (-1 unknown), for wait-for chains
 const CONSUMER = 8;
+const READER_GONE = 9;
 const HEADER = 10;
 const SLOT_INTS = 4;
 
@@ -44,6 +47,9 @@ export interface FrameDescriptor {
   fence: number;
   flags: number;
 }
+
+/** A push: on the link, no room, or dropped because the consumer is gone (the caller keeps the fence). */
+export type PushResult = 'pushed' | 'full' | 'dropped';
 
 /** Descriptors per ring: a hard bound, as every queue in dmafarm has. */
 export const LINK_CAPACITY_MAX = 64;
@@ -96,20 +102,24 @@ export class LinkRing {
   get closed(): boolean {
     return Atomics.load(this.w, CLOSED) !== 0;
   }
-  /** Room for one more frame: fewer than `capacity` frames are not yet acknowledged. */
+  get readerGone(): boolean {
+    return Atomics.load(this.w, READER_GONE) !== 0;
+  }
+  /** A push would not wait: fewer than `capacity` frames are not yet acknowledged, or nobody reads. */
   canPush(): boolean {
-    return Atomics.load(this.w, HEAD) - Atomics.load(this.w, ACKED) < this.capacity;
+    return this.readerGone || Atomics.load(this.w, HEAD) - Atomics.load(this.w, ACKED) < this.capacity;
   }
   /** Something to read, or the stream is over. */
   canPop(): boolean {
     return this.length > 0 || this.closed;
   }
 
-  /** Push without waiting; false when full. */
-  tryPush(d: FrameDescriptor): boolean {
+  /** Push without waiting. */
+  tryPush(d: FrameDescriptor): PushResult {
     assert(!this.closed, 'push on a closed link');
+    if (this.readerGone) return 'dropped';
     const head = Atomics.load(this.w, HEAD);
-    if (head - Atomics.load(this.w, ACKED) >= this.capacity) return false;
+    if (head - Atomics.load(this.w, ACKED) >= this.capacity) return 'full';
     const slot = head % this.capacity;
     const b = HEADER + slot * SLOT_INTS;
     this.w[b] = d.seq;
@@ -118,7 +128,7 @@ export class LinkRing {
     this.f[this.fenceBase + slot] = d.fence;
     Atomics.store(this.w, HEAD, head + 1);
     this.wake();
-    return true;
+    return 'pushed';
   }
 
   /** Pop without waiting; null when empty (check `closed` for end of stream). */
@@ -153,12 +163,19 @@ export class LinkRing {
     this.wake();
   }
 
-  /** Blocking push (device workers): waits for room. Returns false if it timed out. */
-  push(d: FrameDescriptor, timeoutMs = Number.POSITIVE_INFINITY): boolean {
+  /** The consumer is gone: wake a producer waiting for room, and drop what it pushes from now on. */
+  closeReader(): void {
+    Atomics.store(this.w, READER_GONE, 1);
+    this.wake();
+  }
+
+  /** Blocking push (device workers): waits for room. */
+  push(d: FrameDescriptor, timeoutMs = Number.POSITIVE_INFINITY): 'pushed' | 'dropped' | 'timeout' {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      if (this.tryPush(d)) return true;
-      if (!this.sleep(deadline, () => this.canPush())) return false;
+      const r = this.tryPush(d);
+      if (r !== 'full') return r;
+      if (!this.sleep(deadline, () => this.canPush())) return 'timeout';
     }
   }
 

@@ -99,6 +99,7 @@ export const OPS = Object.freeze([
   'lock',
   'unlock',
   'signalling',
+  'send-dropped',
 ] as const);
 export type Op = (typeof OPS)[number];
 export function opCode(op: string): number {

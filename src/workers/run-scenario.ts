@@ -166,7 +166,9 @@ export function directControl(service: DeviceService, device: string): ControlPl
 /**
  * A device is gone mid-run (crashed, failed a call, hung): everything it still owed fails now, not at
  * teardown, so nobody downstream waits for it. Every unsignalled fence on its timeline — including the ones
- * it already sent on links — is signalled with `error`, and its output links are closed (end of stream).
+ * it already sent on links — is signalled with `error`, its output links are closed (end of stream), and
+ * its input links are closed for their producers (what they send from now on is dropped), so nobody
+ * upstream waits for it either.
  */
 export function failDevice(
   kernel: Kernel,
@@ -183,10 +185,13 @@ export function failDevice(
     dmaFenceSignal(t, f);
   }
   for (const l of s.links) {
-    const [dev, port] = l.from.split('.') as [string, string];
-    if (dev !== name) continue;
-    const ring = ports.get(name)?.get(port);
-    if (ring && !ring.closed) ring.close();
+    const [from, out] = l.from.split('.') as [string, string];
+    const [to, input] = l.to.split('.') as [string, string];
+    if (from === name) {
+      const ring = ports.get(name)?.get(out);
+      if (ring && !ring.closed) ring.close();
+    }
+    if (to === name) ports.get(name)?.get(input)?.closeReader();
   }
 }
 

@@ -251,9 +251,11 @@ export class SimScheduler {
         if (!dmaFenceIsSignaled(table, f)) return 0;
         return Number.isFinite(timeoutNs) ? Math.max(1, timeoutNs - (this.clockNs - start)) : Number.POSITIVE_INFINITY;
       },
-      push: async (ring: LinkRing, d: FrameDescriptor): Promise<void> => {
+      push: async (ring: LinkRing, d: FrameDescriptor): Promise<boolean> => {
         await this.parkTask(t, 'send (link full)', 0, 0, () => ring.canPush(), Number.NaN);
-        if (!ring.tryPush(d)) assert(false, 'sim push after canPush');
+        const r = ring.tryPush(d);
+        if (r === 'full') assert(false, 'sim push after canPush');
+        return r === 'pushed';
       },
       // A resv lock held by another device: park until its holder changes (never sleep the one thread).
       waitLock: (obj: DmaResv, holder: number) =>
