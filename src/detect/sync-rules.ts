@@ -259,9 +259,12 @@ export class ResvUsageCheck {
 
   /** The device writes the buffer; `seqno` is its latest fence's. */
   write(bufferId: number, seqno: number): SyncMisuse | null {
-    this.lastWriteSeqno.set(bufferId, seqno);
     const m = this.pending(bufferId);
-    if (m === undefined || hasWriteUsage(m)) return null;
+    // Covered by a WRITE fence of this device already in the resv (a render pass with its own fence): a
+    // later fence added as READ (the pass that reads the result back) is no downgrade of this write.
+    if (m !== undefined && hasWriteUsage(m)) return null;
+    this.lastWriteSeqno.set(bufferId, seqno);
+    if (m === undefined) return null;
     // A fence of this device pending now signals after this write: it covers it.
     for (const [f, u] of m) {
       if (u !== DMA_RESV_USAGE_READ) continue;

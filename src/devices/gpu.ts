@@ -26,10 +26,14 @@
  * Render targets (`vramBuffers` > 0): the GPU renders into its own buffers from `vramHeap`, imported
  * dynamically (no pin: the exporter may move them), then resolves (copies) the frame into the output
  * buffer. On move_notify it drops the moved mapping and maps again before its next access: the copy
- * engine reads the bytes wherever the exporter put them. Render targets are private to the GPU and used
- * in queue order, so they carry no fences. Memory pressure: with `evictEvery` = K, after rendering every
- * K-th job the GPU asks the exporter to evict that job's render target (`ctx.evict`) before resolving
- * it, so the resolve must re-map and read the moved bytes; a small vram makes allocation evict too.
+ * engine reads the bytes wherever the exporter put them. The render pass publishes its own fence (WRITE,
+ * created just before the job's) on the target, and the resolve the job's fence (READ), each before it
+ * touches the target: a busy target cannot be moved, and taking the resv lock to publish delivers any
+ * move_notify sent before, so the mapping is checked where it cannot change (the kernel's rule for dynamic
+ * importers; on the worker host another device's allocation may evict a target at any moment). Memory
+ * pressure: with `evictEvery` = K, after rendering every K-th job (its render fence signalled) the GPU
+ * asks the exporter to evict that job's render target (`ctx.evict`) before resolving it, so the resolve
+ * must re-map and read the moved bytes; a small vram makes allocation evict too.
  *
  * In place (`inPlace`, a post-processing pass on the producer's buffer): the job draws the composed
  * frame into input 0's buffer first, then copies it to its output buffer. It writes input 0, so its fence
@@ -184,6 +188,8 @@ interface RenderTarget {
 interface Job {
   seq: number;
   frames: Frame[];
+  /** The render pass into a render target (0: none); created first, so it signals first on the timeline. */
+  render: number;
   fence: number;
 }
 
@@ -252,13 +258,14 @@ export const gpu = defineDevice<GpuKnobs>({
         }
         frames.push(f);
       }
+      const render = targets.length > 0 && !k.inPlace ? await ctx.createFence() : 0;
       const fence = await ctx.createFence();
       for (const [i, f] of frames.entries()) {
         const target = k.inPlace && i === 0;
         await importBuffer(f.buffer, target ? DMA_DIR_BIDIRECTIONAL : DMA_DIR_FROM_DEVICE);
         await ctx.addFence(f.buffer, fence, target ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
       }
-      return { seq, frames, fence };
+      return { seq, frames, render, fence };
     };
 
     const remapIfMoved = async (rt: RenderTarget): Promise<void> => {
@@ -297,6 +304,10 @@ export const gpu = defineDevice<GpuKnobs>({
       if (error < 0) {
         counters.failedJobs++;
         checksums.push(FRAME_FAILED);
+        if (job.render) {
+          await ctx.signal(job.render, error);
+          await ctx.put(job.render);
+        }
         await ctx.signal(job.fence, error);
         await ctx.send('out', { seq: job.seq, buffer: out.buf, fence: job.fence, flags: 0 });
         return;
@@ -312,12 +323,19 @@ export const gpu = defineDevice<GpuKnobs>({
       } else if (rt === undefined) {
         for (const [offset, length, value] of bands) await ctx.fill(out.map, offset, length, value);
       } else {
+        // Each pass publishes its fence on the target before touching it, under the resv lock: the exporter
+        // cannot move a busy buffer, and a move made before is known (move_notify) by the time the lock is
+        // ours, so the mapping is checked where it cannot change.
+        await ctx.addFence(rt.buf, job.render, DMA_RESV_USAGE_WRITE);
         await remapIfMoved(rt);
         for (const [offset, length, value] of bands) await ctx.fill(rt.map, offset, length, value);
+        await ctx.signal(job.render);
+        await ctx.put(job.render);
         if (k.evictEvery > 0 && (job.seq + 1) % k.evictEvery === 0) {
           const moved = await ctx.evict(rt.buf);
           if (moved > 0) counters.evictions++;
         }
+        await ctx.addFence(rt.buf, job.fence, DMA_RESV_USAGE_READ);
         await remapIfMoved(rt);
         await resolve(ctx, rt.map, out.map, frameBytes);
       }

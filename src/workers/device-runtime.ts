@@ -118,6 +118,11 @@ export interface Blocking {
   pop(ring: LinkRing): Promise<FrameDescriptor | null>;
   /** Until the holder of the resv lock may have changed from `holder` (see dmaResvLockCooperative). */
   waitLock(obj: DmaResv, holder: number): Promise<void>;
+  /**
+   * Run the move_notify handlers of messages already sent to this device (worker: queued on its port,
+   * which a device busy in Atomics waits may not read for a long time; sim: none, delivery is synchronous).
+   */
+  deliverPending(): void;
 }
 
 export interface ControlPlane {
@@ -351,6 +356,7 @@ export class DeviceRuntime implements DeviceContext {
     this.signalPathCheck(`allocated ${sizeBytes} bytes`);
     await this.block.point('allocate');
     const r = this.must(`allocate ${sizeBytes} bytes from ${heap}`, await this.cp.allocate(heap, sizeBytes));
+    this.bufferRefs.set(r.id, r); // its own buffer coming back on a link needs no kernel call
     this.ev('allocate', r.id, sizeBytes);
     // A new buffer may reuse a freed buffer's resv slot: its shadow starts empty (nobody else knows it yet).
     if (this.hb !== null) this.hb.bufferCreated(await this.slotOf(r.id), r.sizeBytes);
@@ -899,6 +905,10 @@ export class DeviceRuntime implements DeviceContext {
     if (r !== 0) return r;
     // Lock release → acquire is a happens-before edge: what the last holder did under it is ordered first.
     this.hb?.acquireResv(obj.index);
+    // An exporter moves a buffer and tells its importers under this lock, so a move made before we got it
+    // has its message queued by now: deliver it, so a dynamic importer checks its mapping under the lock
+    // (as the kernel's importers do) and never writes through one the exporter already invalidated.
+    this.block.deliverPending();
     for (const [held, heldWith] of this.heldLocks) {
       // Locks taken under one ticket are ordered by Wait-Die, not by the order they were taken in.
       if (ww === null || heldWith !== ww) this.lockdepEdge(`resv:${held}`, `resv:${bufferId}`, op);

@@ -74,6 +74,7 @@ const runtime = new DeviceRuntime({
       Atomics.store(beat, 1, opCode('recv'));
       return ring.pop();
     },
+    deliverPending: () => drained(undefined),
   },
   control: {
     allocate: async (heap, size) => drained(await rpc.allocate(heap, size)),

@@ -260,6 +260,7 @@ export class SimScheduler {
       // A resv lock held by another device: park until its holder changes (never sleep the one thread).
       waitLock: (obj: DmaResv, holder: number) =>
         this.parkTask(t, OP_LOCK_RESV, obj.id, 0, () => dmaResvLockHolder(obj) !== holder, Number.NaN),
+      deliverPending: () => {},
       pop: async (ring: LinkRing): Promise<FrameDescriptor | null> => {
         await this.parkTask(t, 'recv (link empty)', 0, 0, () => ring.canPop(), Number.NaN);
         return ring.tryPop();

@@ -102,7 +102,7 @@ describe('race classes refined by how the current device synchronised', () => {
 /** A device that runs a script of CPU and resv calls on one buffer of its own. */
 type Step =
   | ['start' | 'end', 'read' | 'write' | 'rw']
-  | ['cpu-read' | 'cpu-write' | 'dma-write' | 'signal' | 'fence']
+  | ['cpu-read' | 'cpu-write' | 'dma-write' | 'signal' | 'signal-first' | 'fence']
   | ['add', DmaResvUsage];
 const scripted = defineDevice<{ steps: Step[] }>({
   name: 'scripted',
@@ -125,6 +125,7 @@ const scripted = defineDevice<{ steps: Step[] }>({
         fence = await ctx.createFence();
         fences.push(fence);
       } else if (s[0] === 'signal') await ctx.signal(fence);
+      else if (s[0] === 'signal-first') await ctx.signal(fences[0] as number);
       else await ctx.addFence(buf, fence, s[1] as DmaResvUsage);
     }
     for (const f of fences) {
@@ -196,5 +197,15 @@ describe('through the device runtime (sim host)', () => {
         ['signal'],
       ]),
     ).toEqual([]);
+  });
+  it('a pass with its own WRITE fence, then the job fence added as READ to read the result back: clean', async () => {
+    // The GPU's render target: render fence (created first), job fence, the render writes under the render
+    // fence, which signals; then the resolve reads the target under the job fence, added as READ.
+    const pass: Step[] = [['fence'], ['add', DMA_RESV_USAGE_WRITE], ['fence'], ['dma-write'], ['signal-first']];
+    expect(await rulesOf([...pass, ['add', DMA_RESV_USAGE_READ], ['signal']])).toEqual([]);
+    // The same write with no WRITE fence of its own in the resv is still a downgrade.
+    expect(
+      await rulesOf([['fence'], ['fence'], ['dma-write'], ['signal-first'], ['add', DMA_RESV_USAGE_READ], ['signal']]),
+    ).toEqual(['resv-usage-downgrade@resv-add-read-after-write']);
   });
 });
