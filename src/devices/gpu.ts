@@ -323,9 +323,11 @@ export const gpu = defineDevice<GpuKnobs>({
       } else if (rt === undefined) {
         for (const [offset, length, value] of bands) await ctx.fill(out.map, offset, length, value);
       } else {
-        // Each pass publishes its fence on the target before touching it, under the resv lock: the exporter
-        // cannot move a busy buffer, and a move made before is known (move_notify) by the time the lock is
-        // ours, so the mapping is checked where it cannot change.
+        // Each pass re-maps a moved target first (the exporter may bring an idle buffer back into VRAM then,
+        // as validation does before a job is queued), then publishes its fence on it under the resv lock:
+        // from there the exporter cannot move it, and a move made meanwhile is known (taking the lock
+        // delivers its move_notify), so the mapping is checked once more where it can no longer change.
+        await remapIfMoved(rt);
         await ctx.addFence(rt.buf, job.render, DMA_RESV_USAGE_WRITE);
         await remapIfMoved(rt);
         for (const [offset, length, value] of bands) await ctx.fill(rt.map, offset, length, value);
@@ -335,6 +337,7 @@ export const gpu = defineDevice<GpuKnobs>({
           const moved = await ctx.evict(rt.buf);
           if (moved > 0) counters.evictions++;
         }
+        await remapIfMoved(rt);
         await ctx.addFence(rt.buf, job.fence, DMA_RESV_USAGE_READ);
         await remapIfMoved(rt);
         await resolve(ctx, rt.map, out.map, frameBytes);

@@ -186,6 +186,8 @@ export function abandonLedger(t: FenceTable, ledger: FenceLedger, error: number)
 export const CYCLE_HINTS = {
   'ww-no-ctx-abba':
     'lock several resvs with one ww_acquire_ctx (dma_resv_lock with a ticket; on -EDEADLK unlock all, lock_slow the contended one, retry), or always in one global order',
+  'resv-lock-deadlock':
+    'with tickets, back off on -EDEADLK (unlock everything the ticket holds, lock_slow the contended buffer, then the rest); without, lock several resvs with one ww_acquire_ctx or in one global order',
   'fence-lock-wait-cycle':
     'a lock held across a fence wait must never be needed to signal that fence: drop it before waiting, or take it before publishing your fences',
   'fence-wait-cycle':
@@ -1056,7 +1058,9 @@ export class DeviceRuntime implements DeviceContext {
     });
     if (cycle === null) return;
     const locks = cycle.filter((st) => st.kind === WAIT_LOCK).length;
-    const rule = locks === cycle.length ? 'ww-no-ctx-abba' : locks > 0 ? 'fence-lock-wait-cycle' : 'fence-wait-cycle';
+    // Blocked on each other's resv locks now: tickets or not (with tickets only a wrong backoff gets here).
+    const rule =
+      locks === cycle.length ? 'resv-lock-deadlock' : locks > 0 ? 'fence-lock-wait-cycle' : 'fence-wait-cycle';
     this.cp.misuse(
       rule,
       `deadlock: ${cycle.map((st) => describeWait(st)).join('; ')} (back to the start)`,

@@ -134,6 +134,8 @@ export class DeviceService {
     this.mappingWords = new Int32Array(new SharedArrayBuffer(MAPPINGS_MAX * 2 * 4));
   }
 
+  private readonly stopped = new Set<string>();
+
   registerDevice(name: string): Task {
     assert(!this.devices.has(name), `device ${name} registered twice`);
     const task = this.kernel.createTask(name);
@@ -400,6 +402,11 @@ export class DeviceService {
     });
   }
 
+  /** The host cut this device short (a crash, a hang): what it still holds is no misuse of its own. */
+  markStopped(device: string): void {
+    this.stopped.add(device);
+  }
+
   /** Reclaim everything a device still holds (end of run, crash, hang); returns what had leaked. */
   teardown(device: string): { mappings: number; attachments: number; buffers: number } {
     const d = this.dev(device);
@@ -422,14 +429,17 @@ export class DeviceService {
 
   /**
    * At teardown every device has ended, so a resv lock still held will never be released by its holder:
-   * reported against the holder (`device-exit-locked`) and released for it, so that the buffer can go.
+   * released for it, so that the buffer can go, and reported against it (`device-exit-locked`) unless the
+   * host stopped it (`markStopped`: a crash or a hang, reported as such, cut it short mid-job).
    */
   private breakLockOfGone(buf: DmaBuf): void {
     const resv = buf.resv;
     if (!dmaResvIsLocked(resv)) return;
     for (const h of this.devices.values()) {
       if (!dmaResvHeldBy(resv, h.task)) continue;
-      this.misuse(h.name, 'device-exit-locked', `ended holding the resv lock of buffer ${buf.ino}`, { ino: buf.ino });
+      if (!this.stopped.has(h.name)) {
+        this.misuse(h.name, 'device-exit-locked', `ended holding the resv lock of buffer ${buf.ino}`, { ino: buf.ino });
+      }
       this.kernel.runAs(h.task, () => dmaResvUnlock(resv));
       return;
     }

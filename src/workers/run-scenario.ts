@@ -583,6 +583,9 @@ export function finish(
   }
   const hang = hangs[0] ?? null;
   for (const name of Object.keys(s.devices)) {
+    if ('error' in (results[name] ?? { error: 'never ran' })) service.markStopped(name);
+  }
+  for (const name of Object.keys(s.devices)) {
     const crashed = 'error' in (results[name] ?? { error: 'never ran' });
     const pending = abandon(name, crashed ? -ETIME : -ECANCELED);
     if (pending > 0 && !crashed) {

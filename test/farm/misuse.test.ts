@@ -82,6 +82,7 @@ const WORKER: Record<string, WorkerCheck> = {
   'script-fence-wait-cycle': 'exact',
   'script-lock-across-wait': 'exact',
   'script-lock-in-signalling': 'exact',
+  'script-no-backoff': 'exact',
   'script-seqno-order': 'exact',
   'script-timeout-misread': 'exact-realtime',
   'script-wait-in-signalling': 'exact',
