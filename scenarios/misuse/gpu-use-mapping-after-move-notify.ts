@@ -1,7 +1,8 @@
 // Misuse: a GPU with render targets in vram (a dynamic exporter that may move them) that ignores
 // move_notify. Every 2nd job it evicts its render target between render and resolve; the exporter moves
 // the bytes and invalidates the GPU's mapping, and the GPU keeps writing through the old one — into pages
-// the buffer left. Reported as dma-write-after-move-notify (one finding, with how many writes). The frames
+// the buffer left, and its resolve reads from them. Reported as dma-write-after-move-notify and
+// dma-read-after-move-notify (one finding each, with how many accesses). The frames
 // on screen are still right on this run only because nothing else allocates the vacated vram pages; on a
 // real device the writes land in whatever buffer gets them next.
 // Fix: on move_notify drop the mapping and map again before the next access — fixed/ has the twin.
@@ -11,7 +12,7 @@ export default defineScenario({
   name: 'gpu-use-mapping-after-move-notify',
   description:
     'GPU keeps writing a vram render target through its mapping after move_notify ' +
-    '(dma-write-after-move-notify); fix: unmap and re-map on move_notify',
+    '(dma-write-after-move-notify, dma-read-after-move-notify); fix: unmap and re-map on move_notify',
   frames: 8,
   kernel: { vramBytes: 256 << 10 },
   devices: {
@@ -34,5 +35,5 @@ export default defineScenario({
     { from: 'cam0.out', to: 'gpu0.in0', capacity: 2 },
     { from: 'gpu0.out', to: 'disp0.in', capacity: 2 },
   ],
-  expect: { findings: ['dma-write-after-move-notify'] },
+  expect: { findings: ['dma-read-after-move-notify', 'dma-write-after-move-notify'] },
 });

@@ -559,6 +559,13 @@ export class DeviceRuntime implements DeviceContext {
         mapping: m.id,
         ino: m.bufferId,
       });
+    } else if (state === MAP_INVALIDATED) {
+      // The old pages still hold the bytes as they were at the move, until the exporter reuses them.
+      this.cp.misuse(
+        'dma-read-after-move-notify',
+        `read through mapping ${m.id} after move_notify: the bytes of pages the buffer has left`,
+        { mapping: m.id, ino: m.bufferId },
+      );
     }
     const info = this.mappings.get(m.id);
     if (info === undefined) {

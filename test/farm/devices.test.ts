@@ -207,9 +207,10 @@ describe('gpu: eviction and move_notify', () => {
     expect(result(r, 'disp0').checksums).toEqual(want);
   });
 
-  it('useMappingAfterMoveNotify: writing through the moved mapping is dma-write-after-move-notify', async () => {
+  it('useMappingAfterMoveNotify: writing and reading through the moved mapping are reported', async () => {
     const r = await run(pressureScenario({ useMappingAfterMoveNotify: true }));
     expect(rules(r)).toContain('dma-write-after-move-notify');
+    expect(rules(r)).toContain('dma-read-after-move-notify');
     expect(r.findings.find((f) => f.rule === 'dma-write-after-move-notify')?.device).toBe('gpu0');
     expect(result(r, 'gpu0').remaps).toBe(0);
   });
