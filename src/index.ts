@@ -5,6 +5,7 @@ export {
   type DeviceModel,
   type DeviceResult,
   defineDevice,
+  type FenceCallback,
   FRAME_FAILED,
   type Frame,
 } from './devices/device.js';

@@ -352,6 +352,9 @@ export class HbClock {
     this.vc[tid] = 1;
   }
 
+  /** vc moved since `park` last published it. */
+  private vcChanged = true;
+
   /** This thread's current epoch (its own clock). */
   get clock(): number {
     return this.vc[this.tid] ?? 0;
@@ -369,15 +372,20 @@ export class HbClock {
 
   /** About to block, or finished: publish vc for the watchdog (see HbShared.releaseParked). No tick. */
   park(): void {
+    // Blocks are frequent and most find vc as it was published last time.
+    if (!this.vcChanged) return;
+    this.vcChanged = false;
     this.shared.words.set(this.vc, HEADER_WORDS + this.tid * HB_THREADS_MAX);
   }
 
   /** Woken: when the watchdog released the parked clock meanwhile, tick, so what follows is not ordered by it. */
   unpark(): void {
-    if (Atomics.exchange(this.shared.words, HEADER_WORDS + PARKED_WORDS + this.tid, 0) === 0) return;
+    const taken = HEADER_WORDS + PARKED_WORDS + this.tid;
+    if (Atomics.load(this.shared.words, taken) === 0 || Atomics.exchange(this.shared.words, taken, 0) === 0) return;
     const own = this.vc[this.tid] ?? 0;
     if (!(own > 0 && own < 0x7fffffff)) assert(false, `clock of thread ${this.tid} overflows`);
     this.vc[this.tid] = own + 1;
+    this.vcChanged = true;
   }
 
   /** Just before dma_fence_signal: fence clock := max(fence clock, vc); then tick. */
@@ -410,6 +418,7 @@ export class HbClock {
     const own = vc[this.tid] ?? 0;
     if (!(own > 0 && own < 0x7fffffff)) assert(false, `clock of thread ${this.tid} overflows`);
     vc[this.tid] = own + 1;
+    this.vcChanged = true;
   }
 
   private acquire(base: number): void {
@@ -421,7 +430,10 @@ export class HbClock {
       assert(false, `thread ${this.tid} acquires its own future epoch`);
     for (let e = 0; e < HB_THREADS_MAX; e++) {
       const c = w[base + e] ?? 0;
-      if (c > (vc[e] ?? 0)) vc[e] = c;
+      if (c > (vc[e] ?? 0)) {
+        vc[e] = c;
+        this.vcChanged = true;
+      }
     }
   }
 

@@ -61,6 +61,12 @@ export interface Frame {
  */
 export const FRAME_FAILED = -1;
 
+/** A `dma_fence_add_callback` registration: `ret` is what the add returned (0, or -ENOENT). */
+export interface FenceCallback {
+  readonly fence: number;
+  readonly ret: number;
+}
+
 /** A `ww_acquire_ctx`: one ticket for locking several buffers' resvs (Wait-Die: the older ticket wins). */
 export interface AcquireCtx {
   readonly stamp: number;
@@ -141,6 +147,14 @@ export interface DeviceContext {
   wait(fence: number, timeoutNs?: number): Promise<number>;
   /** The fence's status: 0 pending, 1 done, < 0 the error it completed with (the job failed). */
   status(fence: number): number;
+  /**
+   * `dma_fence_add_callback`: register for the fence's signal. `ret` 0: `waitCallback` returns once it
+   * has signalled. `ret` -ENOENT: it had signalled already and the callback will never run — do the work
+   * now (drivers that ignore this wait forever).
+   */
+  addCallback(fence: number): Promise<FenceCallback>;
+  /** Until the callback ran: 0. For a registration refused with -ENOENT it never will: misuse, -ENOENT at once. */
+  waitCallback(cb: FenceCallback): Promise<number>;
   put(fence: number): Promise<void>;
 
   /**

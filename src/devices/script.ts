@@ -17,6 +17,10 @@
  *   the device stops there, failing its own pending fences with the error (-ETIME for a timeout) — what a
  *   driver does with a failed dependency; without it the result is ignored. `waitResv {buf, usage,
  *   timeoutNs?, orElse?}` likewise (a timeout only: implicit fences' errors are not the waiter's to see).
+ * - `addCallback {fence, cb}`: `dma_fence_add_callback`, its return (0 or -ENOENT) recorded;
+ *   `waitCallback {cb, onEnoent?}`: until the callback ran — with `onEnoent: 'proceed'` a registration
+ *   refused with -ENOENT counts as done (the fix), without it the device waits for a callback that never
+ *   comes (fence-callback-enoent-ignored).
  * - `addFence {buf, fence, usage}` (lock, reserve, add, unlock); `acquireInit {ctx}`, `lock {buf, ctx?}`,
  *   `lockSlow {buf, ctx}`, `unlock {buf}`, `acquireDone {ctx}`, `acquireFini {ctx}`, `reserve {buf, n}`,
  *   `addFenceLocked {buf, fence, usage}`; a `lock` that returns -EDEADLK is not retried (the example
@@ -32,8 +36,15 @@ import {
   DMA_RESV_USAGE_WRITE,
   type DmaResvUsage,
 } from '../kernel/dma-resv.js';
-import { ETIME } from '../kernel/errno.js';
-import { type AcquireCtx, type BufferRef, type DeviceResult, defineDevice, type Mapping } from './device.js';
+import { ENOENT, ETIME } from '../kernel/errno.js';
+import {
+  type AcquireCtx,
+  type BufferRef,
+  type DeviceResult,
+  defineDevice,
+  type FenceCallback,
+  type Mapping,
+} from './device.js';
 
 /** Steps one script may have. */
 export const SCRIPT_STEPS_MAX = 256;
@@ -86,6 +97,9 @@ const step = z.discriminatedUnion('op', [
     })
     .strict(),
   z.object({ op: z.literal('addFence'), buf: name, fence: name, usage }).strict(),
+  z.object({ op: z.literal('addCallback'), fence: name, cb: name }).strict(),
+  /** `onEnoent: 'proceed'`: a registration refused with -ENOENT is taken as done (the fix), not waited for. */
+  z.object({ op: z.literal('waitCallback'), cb: name, onEnoent: z.literal('proceed').optional() }).strict(),
   z.object({ op: z.literal('acquireInit'), ctx: name }).strict(),
   z.object({ op: z.literal('lock'), buf: name, ctx: name.optional() }).strict(),
   z.object({ op: z.literal('lockSlow'), buf: name, ctx: name }).strict(),
@@ -112,8 +126,9 @@ function checkNames(list: ScriptStep[], ctx: z.RefinementCtx, path: (string | nu
   const bufs = new Set<string>();
   const fences = new Set<string>();
   const tickets = new Set<string>();
+  const callbacks = new Set<string>();
   list.forEach((s, i) => {
-    const need = (set: Set<string>, key: 'buf' | 'fence' | 'ctx', what: string) => {
+    const need = (set: Set<string>, key: 'buf' | 'fence' | 'ctx' | 'cb', what: string) => {
       const v = (s as Record<string, unknown>)[key];
       if (typeof v === 'string' && !set.has(v)) {
         ctx.addIssue({ code: 'custom', path: [...path, i, key], message: `no ${what} '${v}' before this step` });
@@ -132,6 +147,13 @@ function checkNames(list: ScriptStep[], ctx: z.RefinementCtx, path: (string | nu
         break;
       case 'acquireInit':
         tickets.add(s.ctx);
+        break;
+      case 'addCallback':
+        need(fences, 'fence', 'fence');
+        callbacks.add(s.cb);
+        break;
+      case 'waitCallback':
+        need(callbacks, 'cb', 'callback');
         break;
       case 'send':
         need(bufs, 'buf', 'buffer');
@@ -191,6 +213,7 @@ export const script = defineDevice<ScriptKnobs>({
     const bufs = new Map<string, { buf: BufferRef; map: Mapping }>();
     const fences = new Map<string, number>();
     const tickets = new Map<string, AcquireCtx>();
+    const callbacks = new Map<string, FenceCallback>();
     const own: number[] = [];
     const sections: number[] = [];
     const results: number[] = [];
@@ -267,6 +290,18 @@ export const script = defineDevice<ScriptKnobs>({
         case 'addFence':
           results.push(await ctx.addFence(b(s.buf).buf, f(s.fence), USAGES[s.usage]));
           break;
+        case 'addCallback': {
+          const cb = await ctx.addCallback(f(s.fence));
+          callbacks.set(s.cb, cb);
+          results.push(cb.ret);
+          break;
+        }
+        case 'waitCallback': {
+          const cb = callbacks.get(s.cb) as FenceCallback;
+          if (cb.ret === -ENOENT && s.onEnoent === 'proceed') break;
+          results.push(await ctx.waitCallback(cb));
+          break;
+        }
         case 'acquireInit':
           tickets.set(s.ctx, ctx.acquireInit());
           break;

@@ -38,6 +38,7 @@ import type {
   BufferRef,
   CpuMapping,
   DeviceContext,
+  FenceCallback,
   Frame,
   Mapping,
 } from '../devices/device.js';
@@ -70,7 +71,7 @@ import {
   wwAcquireFini,
   wwAcquireInit,
 } from '../kernel/dma-resv.js';
-import { EAGAIN, EALREADY, EINVAL, EMFILE, ENOMEM, type Errno, errnoName, isErr } from '../kernel/errno.js';
+import { EAGAIN, EALREADY, EINVAL, EMFILE, ENOENT, ENOMEM, type Errno, errnoName, isErr } from '../kernel/errno.js';
 import type { Task } from '../kernel/kernel-core.js';
 import type { Arena } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
@@ -770,6 +771,33 @@ export class DeviceRuntime implements DeviceContext {
     this.afterWait(fence, r);
     this.ev('waited', t.contextOf(fence), t.seqnoOf(fence), r);
     return r;
+  }
+  async addCallback(fence: number): Promise<FenceCallback> {
+    await this.block.point('callback');
+    const t = this.shared.fences;
+    // dma_fence_add_callback (drivers/dma-buf/dma-fence.c): already signalled → -ENOENT, and the
+    // callback is not called.
+    const ret = t.isLive(fence) && dmaFenceGetStatus(t, fence) === 0 ? 0 : -ENOENT;
+    // -ENOENT tells the caller the fence has signalled: what it does next is ordered after the signaller.
+    if (ret === -ENOENT && t.isLive(fence)) this.acquired(fence);
+    this.ev('callback', t.isLive(fence) ? t.contextOf(fence) : 0, t.isLive(fence) ? t.seqnoOf(fence) : 0, ret);
+    return Object.freeze({ fence, ret });
+  }
+  async waitCallback(cb: FenceCallback): Promise<number> {
+    if (cb.ret === -ENOENT) {
+      this.cp.misuse(
+        'fence-callback-enoent-ignored',
+        `waited for a callback on ${this.fenceName(cb.fence)} that dma_fence_add_callback refused with -ENOENT: the fence had signalled already, so the callback never runs (on hardware, a wait forever)`,
+        {},
+        {
+          site: 'wait-callback',
+          hint: '-ENOENT from dma_fence_add_callback means "already signalled": run the completion yourself now instead of waiting for the callback',
+        },
+      );
+      return -ENOENT;
+    }
+    // wait() returns > 0 once signalled: the callback ran (0); 0 and errors pass through.
+    return Math.min(await this.wait(cb.fence), 0);
   }
   status(fence: number): number {
     const st = dmaFenceGetStatus(this.shared.fences, fence);

@@ -100,6 +100,7 @@ export const OPS = Object.freeze([
   'unlock',
   'signalling',
   'send-dropped',
+  'callback',
 ] as const);
 export type Op = (typeof OPS)[number];
 export function opCode(op: string): number {

@@ -77,6 +77,7 @@ const WORKER: Record<string, WorkerCheck> = {
   'tee-write-after-unmap': 'exact',
   'script-abba-no-ctx': 'exact',
   'script-add-fence-unlocked': 'exact',
+  'script-callback-enoent-ignored': 'exact',
   'script-ealready-ignored': 'exact',
   'script-error-ignored': 'exact',
   'script-fence-wait-cycle': 'exact',
