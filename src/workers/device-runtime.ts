@@ -251,6 +251,8 @@ export class DeviceRuntime implements DeviceContext {
   private readonly moveHandlers: ((att: AttachmentRef) => void)[] = [];
   private readonly resvCache = new Map<number, DmaResv>();
   private readonly bufferRefs = new Map<number, BufferRef>();
+  /** Its dynamic attachments: the ones move_notify can come for. */
+  private readonly dynamicAttachments = new Set<number>();
   private readonly cpuMaps = new Map<
     number,
     { buf: BufferRef; runs: { pfn: number; pageCount: number }[]; cached: boolean }
@@ -377,11 +379,13 @@ export class DeviceRuntime implements DeviceContext {
       await this.lockedCall(buf.id, () => this.cp.attach(buf.id, opts.dynamic ?? false)),
     );
     this.ev('attach', buf.id, r.id);
+    if (r.dynamic) this.dynamicAttachments.add(r.id);
     return r;
   }
   async detach(att: AttachmentRef): Promise<void> {
     await this.block.point('detach');
     this.ev('detach', att.id);
+    this.dynamicAttachments.delete(att.id);
     for (const [id, m] of this.mappings) if (m.attachmentId === att.id) this.mappings.delete(id);
     await this.lockedCall(att.bufferId, () => this.cp.detach(att.id));
   }
@@ -944,8 +948,9 @@ export class DeviceRuntime implements DeviceContext {
     this.hb?.acquireResv(obj.index);
     // An exporter moves a buffer and tells its importers under this lock, so a move made before we got it
     // has its message queued by now: deliver it, so a dynamic importer checks its mapping under the lock
-    // (as the kernel's importers do) and never writes through one the exporter already invalidated.
-    this.block.deliverPending();
+    // (as the kernel's importers do) and never writes through one the exporter already invalidated. Only
+    // dynamic importers are told of moves; the others need not look.
+    if (this.dynamicAttachments.size > 0) this.block.deliverPending();
     for (const [held, heldWith] of this.heldLocks) {
       // Locks taken under one ticket are ordered by Wait-Die, not by the order they were taken in.
       if (ww === null || heldWith !== ww) this.lockdepEdge(`resv:${held}`, `resv:${bufferId}`, op);
