@@ -1,11 +1,14 @@
 /**
  * The device lock API beyond the misuse examples, on both hosts: Wait-Die between two devices that lock
  * the same two buffers in opposite orders (the younger ticket backs off with -EDEADLK, the older waits, both
- * finish), and a ticket used after ww_acquire_fini, reported and refused with -EINVAL (misuse is data).
+ * finish); a lock held across a wait that its waiter must end (a hang with its cycle, never a silent hang
+ * of the kernel thread); a device returning with a lock held (device-exit-locked); and a ticket used after
+ * ww_acquire_fini, reported and refused with -EINVAL (misuse is data).
  */
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../../src/workers/run-scenario.js';
 import { defineScenario } from '../../src/workers/scenario.js';
+import { loadScenario } from '../../src/workers/scenario-loader.js';
 
 const EINVAL = 22;
 
@@ -33,78 +36,6 @@ const afterFini = defineScenario({
 });
 
 const EDEADLK = 35;
-
-/**
- * old0 and young0 import both buffers first (a frame's buffer is mapped on receipt, which needs its resv
- * unlocked), then old0 takes its ticket and locks a, then young0 takes its ticket (younger: taken after it
- * heard from old0) and locks b, then each asks for the other's buffer. The links fix the order that
- * matters: a is held by the older ticket whenever young0 asks for it, b by the younger whenever old0 does.
- */
-const abba = defineScenario({
-  name: 'wait-die-abba',
-  description: 'two devices lock a and b in opposite orders with tickets; the younger backs off',
-  frames: 1,
-  devices: {
-    old0: {
-      model: 'script',
-      knobs: {
-        inputs: ['in'],
-        outputs: ['out'],
-        steps: [
-          { op: 'allocate', buf: 'a' },
-          { op: 'allocate', buf: 'b' },
-          { op: 'send', port: 'out', buf: 'a' },
-          { op: 'send', port: 'out', buf: 'b' },
-          { op: 'recv', port: 'in', buf: 'imported' },
-          { op: 'acquireInit', ctx: 't' },
-          { op: 'lock', buf: 'a', ctx: 't' },
-          { op: 'allocate', buf: 'go' },
-          { op: 'send', port: 'out', buf: 'go' },
-          { op: 'recv', port: 'in', buf: 'holds-b' },
-          // b is held by the younger ticket: the older one waits for it (Wait-Die: the old wait).
-          { op: 'lock', buf: 'b', ctx: 't' },
-          { op: 'write', buf: 'a' },
-          { op: 'write', buf: 'b' },
-          { op: 'unlock', buf: 'b' },
-          { op: 'unlock', buf: 'a' },
-          { op: 'acquireFini', ctx: 't' },
-        ],
-      },
-    },
-    young0: {
-      model: 'script',
-      knobs: {
-        inputs: ['in'],
-        outputs: ['out'],
-        steps: [
-          { op: 'recv', port: 'in', buf: 'a' },
-          { op: 'recv', port: 'in', buf: 'b' },
-          { op: 'allocate', buf: 'imported' },
-          { op: 'send', port: 'out', buf: 'imported' },
-          { op: 'recv', port: 'in', buf: 'go' },
-          { op: 'acquireInit', ctx: 'u' },
-          { op: 'lock', buf: 'b', ctx: 'u' },
-          { op: 'allocate', buf: 'holds-b' },
-          { op: 'send', port: 'out', buf: 'holds-b' },
-          // a is held by the older ticket: the younger dies (-EDEADLK), drops what it holds and sleeps on a.
-          { op: 'lock', buf: 'a', ctx: 'u' },
-          { op: 'unlock', buf: 'b' },
-          { op: 'lockSlow', buf: 'a', ctx: 'u' },
-          { op: 'lock', buf: 'b', ctx: 'u' },
-          { op: 'write', buf: 'a' },
-          { op: 'write', buf: 'b' },
-          { op: 'unlock', buf: 'b' },
-          { op: 'unlock', buf: 'a' },
-          { op: 'acquireFini', ctx: 'u' },
-        ],
-      },
-    },
-  },
-  links: [
-    { from: 'old0.out', to: 'young0.in', capacity: 2 },
-    { from: 'young0.out', to: 'old0.in', capacity: 2 },
-  ],
-});
 
 /**
  * old0 locks a, then sends a and b to young0 and waits for its reply; young0 must map a on receipt, which
@@ -187,12 +118,15 @@ describe.each(['sim', 'worker'] as const)('device lock API on the %s host', (hos
   });
 
   it('Wait-Die between two devices: the younger ticket backs off with -EDEADLK, the older waits, both finish', async () => {
+    // The correct protocol of the wrong-backoff example: gpu0 holds the older ticket, disp0 the younger,
+    // and the links order the locks so that each asks for the buffer the other holds.
+    const abba = await loadScenario('scenarios/misuse/fixed/script-no-backoff.ts');
     for (const seed of host === 'sim' ? [1, 2, 3, 4, 5] : [1]) {
       const r = await runScenario(abba, { seed, host });
       expect({ seed, findings: r.findings }).toEqual({ seed, findings: [] });
       expect(r.hang).toBeNull();
-      expect(r.devices.old0).toMatchObject({ results: [0, 0] });
-      expect(r.devices.young0).toMatchObject({ results: [0, -EDEADLK, 0, 0] });
+      expect(r.devices.gpu0).toMatchObject({ results: [0, 0] });
+      expect(r.devices.disp0).toMatchObject({ results: [0, -EDEADLK, 0, 0] });
       expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
     }
   });
