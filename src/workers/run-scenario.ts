@@ -467,7 +467,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
   const abandon = (name: string, error: number): number => runtimes.get(name)?.abandonFences(error) ?? 0;
   drainLinks(kernel, ports);
   const { clockNs, steps } = sched;
-  const report = finish(
+  const report = finish({
     s,
     options,
     kernel,
@@ -476,12 +476,12 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     log,
     results,
     extra,
-    watch.recovered,
-    hang,
-    clockNs,
+    recovered: watch.recovered,
+    fatal: hang,
+    durationNs: clockNs,
     steps,
-    'sim',
-  );
+    host: 'sim',
+  });
   return { ...report, schedule: formatScheduleSpec(schedule) };
 }
 
@@ -548,21 +548,29 @@ export function dedupeFindings(all: Finding[], dropped = 0): Finding[] {
 }
 
 /** Tear every device down, collect findings and leaks: shared by both hosts. */
-export function finish(
-  s: Scenario,
-  options: RunOptions,
-  kernel: Kernel,
-  service: DeviceService,
-  abandon: (device: string, error: number) => number,
-  log: { count: number; hash: string },
-  results: Record<string, DeviceResult | { error: string }>,
-  extra: Finding[],
-  recovered: readonly HangDetail[],
-  fatal: HangReport | null,
-  durationNs: number,
-  steps: number,
-  host: HostKind,
-): Report {
+/** What a host hands `finish` when its devices are done. */
+export interface RunEnd {
+  s: Scenario;
+  options: RunOptions;
+  kernel: Kernel;
+  service: DeviceService;
+  /** A device's still-pending fences end with `error`; returns how many there were. */
+  abandon: (device: string, error: number) => number;
+  log: { count: number; hash: string };
+  results: Record<string, DeviceResult | { error: string }>;
+  /** Findings the host made itself (crashes, failed calls). */
+  extra: Finding[];
+  /** The hangs the watchdog recovered from, in order. */
+  recovered: readonly HangDetail[];
+  /** The hang that ended the run, if one did. */
+  fatal: HangReport | null;
+  durationNs: number;
+  steps: number;
+  host: HostKind;
+}
+
+export function finish(end: RunEnd): Report {
+  const { s, options, kernel, service, abandon, log, results, extra, recovered, fatal, durationNs, steps, host } = end;
   const hangs = fatal === null ? [...recovered] : [...recovered, hangDetail(s, service, fatal)];
   for (const hang of hangs) {
     const timelines = hang.timelines.map((t) => `${t.device} signalled=${t.signalled} emitted=${t.emitted}`);

@@ -232,7 +232,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
   };
   drainLinks(kernel, ports);
   const log = { count: events, hash: (hashXor >>> 0).toString(16).padStart(8, '0') };
-  const report = finish(
+  const report = finish({
     s,
     options,
     kernel,
@@ -241,12 +241,12 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     log,
     results,
     extra,
-    watch.recovered,
-    hang,
-    Number(process.hrtime.bigint() - started),
-    0,
-    'worker',
-  );
+    recovered: watch.recovered,
+    fatal: hang,
+    durationNs: Number(process.hrtime.bigint() - started),
+    steps: 0,
+    host: 'worker',
+  });
   return { ...report, threads: Object.fromEntries([...slots.values()].map((d) => [d.name, d.threadId])) } as Report;
 }
 
