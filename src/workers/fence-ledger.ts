@@ -17,12 +17,18 @@ import { assert } from '../kernel/assert.js';
 
 export const FENCE_LEDGER_ENTRIES_MAX = 4096;
 
-/** Per entry: the handle (Float64: handles exceed 2^31), references held, owner flag. */
+const LEDGER_BYTES = FENCE_LEDGER_ENTRIES_MAX * 16 + 8;
+
+/**
+ * Per entry: the handle (Float64: handles exceed 2^31), references held, owner flag; after the entries,
+ * the high-water mark (entries ever used), so the host scans only those — most devices hold a handful.
+ */
 export class FenceLedger {
   readonly sab: SharedArrayBuffer;
   private readonly handles: Float64Array;
   /** [refs, own] per entry. */
   private readonly words: Int32Array;
+  private readonly usedWord: Int32Array;
   /** This thread's index of live entries (the writer's; the reader scans). */
   private readonly index = new Map<number, number>();
   private readonly free: number[] = [];
@@ -32,13 +38,14 @@ export class FenceLedger {
     this.sab = sab;
     this.handles = new Float64Array(sab, 0, FENCE_LEDGER_ENTRIES_MAX);
     this.words = new Int32Array(sab, FENCE_LEDGER_ENTRIES_MAX * 8, FENCE_LEDGER_ENTRIES_MAX * 2);
+    this.usedWord = new Int32Array(sab, FENCE_LEDGER_ENTRIES_MAX * 16, 1);
   }
 
   static create(): FenceLedger {
-    return new FenceLedger(new SharedArrayBuffer(FENCE_LEDGER_ENTRIES_MAX * 16));
+    return new FenceLedger(new SharedArrayBuffer(LEDGER_BYTES));
   }
   static attach(sab: SharedArrayBuffer): FenceLedger {
-    assert(sab.byteLength === FENCE_LEDGER_ENTRIES_MAX * 16, 'fence ledger of the wrong size');
+    assert(sab.byteLength === LEDGER_BYTES, 'fence ledger of the wrong size');
     return new FenceLedger(sab);
   }
 
@@ -48,7 +55,10 @@ export class FenceLedger {
     if (i === undefined) {
       i = this.free.pop() ?? this.used;
       if (i >= FENCE_LEDGER_ENTRIES_MAX) return false;
-      if (i === this.used) this.used++;
+      if (i === this.used) {
+        this.used++;
+        Atomics.store(this.usedWord, 0, this.used);
+      }
       this.index.set(fence, i);
       Atomics.store(this.words, 2 * i, 0);
       Atomics.store(this.words, 2 * i + 1, 0);
@@ -75,7 +85,8 @@ export class FenceLedger {
   /** Every fence still referenced: how many references, and whether the device created it. */
   entries(): { fence: number; refs: number; own: boolean }[] {
     const out: { fence: number; refs: number; own: boolean }[] = [];
-    for (let i = 0; i < FENCE_LEDGER_ENTRIES_MAX; i++) {
+    const used = Atomics.load(this.usedWord, 0);
+    for (let i = 0; i < used; i++) {
       const refs = Atomics.load(this.words, 2 * i);
       if (refs > 0)
         out.push({ fence: this.handles[i] as number, refs, own: Atomics.load(this.words, 2 * i + 1) === 1 });
@@ -85,8 +96,10 @@ export class FenceLedger {
 
   /** Forget everything (after the host dropped the references). */
   clear(): void {
-    this.words.fill(0);
-    this.handles.fill(0);
+    const used = Math.max(this.used, Atomics.load(this.usedWord, 0));
+    this.words.fill(0, 0, 2 * used);
+    this.handles.fill(0, 0, used);
+    Atomics.store(this.usedWord, 0, 0);
     this.index.clear();
     this.free.length = 0;
     this.used = 0;
