@@ -183,6 +183,29 @@ export function abandonLedger(t: FenceTable, ledger: FenceLedger, error: number)
   return pending;
 }
 
+/**
+ * Whether a published wait still blocks, checked now: the fence is unsignalled, the lock still held by the
+ * device named. Link waits are never believed (their peer's progress ends them). What makes a chain of
+ * possibly stale words a proven cycle (wait-for.ts).
+ */
+export function stillBlocks(t: FenceTable, waitFor: WaitForShared, devices: number): (st: WaitStep) => boolean {
+  return (st) => {
+    if (st.kind === WAIT_FENCE) {
+      const f = st.b * FENCE_SLOT_SPAN + st.a;
+      return t.isLive(f) && dmaFenceGetStatus(t, f) === 0;
+    }
+    if (st.kind === WAIT_LOCK) return waitFor.holderOf(st.a, devices) === st.peer;
+    return false;
+  };
+}
+
+/** The rules of a proven deadlock found by the block-time walk. */
+export const DEADLOCK_RULES: ReadonlySet<string> = new Set([
+  'fence-wait-cycle',
+  'fence-lock-wait-cycle',
+  'resv-lock-deadlock',
+]);
+
 /** How to break each kind of wait-for cycle. */
 export const CYCLE_HINTS = {
   'ww-no-ctx-abba':
@@ -1087,15 +1110,11 @@ export class DeviceRuntime implements DeviceContext {
 
   /** Walk the wait-for chain from this device's published wait; report a cycle through it. */
   private checkCycle(): void {
-    const t = this.shared.fences;
-    const cycle = this.shared.waitFor.cycleFrom(this.index, deviceNames.length, (st) => {
-      if (st.kind === WAIT_FENCE) {
-        const f = st.b * FENCE_SLOT_SPAN + st.a;
-        return t.isLive(f) && dmaFenceGetStatus(t, f) === 0;
-      }
-      if (st.kind === WAIT_LOCK) return this.shared.waitFor.holderOf(st.a, deviceNames.length) === st.peer;
-      return false;
-    });
+    const cycle = this.shared.waitFor.cycleFrom(
+      this.index,
+      deviceNames.length,
+      stillBlocks(this.shared.fences, this.shared.waitFor, deviceNames.length),
+    );
     if (cycle === null) return;
     const locks = cycle.filter((st) => st.kind === WAIT_LOCK).length;
     // Blocked on each other's resv locks now: tickets or not (with tickets only a wrong backoff gets here).

@@ -49,7 +49,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { Task } from '../kernel/kernel-core.js';
 import type { PageRun } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
-import { CYCLE_HINTS } from './device-runtime.js';
+import { CYCLE_HINTS, DEADLOCK_RULES } from './device-runtime.js';
 
 /** How a lockdep edge's operation reads in a report. */
 const EDGE_VERBS: Record<string, string> = {
@@ -135,6 +135,8 @@ export class DeviceService {
   }
 
   private readonly stopped = new Set<string>();
+  /** Deadlocks devices have reported (a cycle rule): the worker host's cue to look for one now. */
+  deadlockReports = 0;
 
   registerDevice(name: string): Task {
     assert(!this.devices.has(name), `device ${name} registered twice`);
@@ -193,6 +195,7 @@ export class DeviceService {
     objects: Record<string, string | number> = {},
     detail?: WarningDetail,
   ): void {
+    if (DEADLOCK_RULES.has(rule)) this.deadlockReports++;
     const key = `${rule}|${device}|${detail?.site ?? ''}`;
     const seen = this.occurrences.get(key);
     if (seen !== undefined) {

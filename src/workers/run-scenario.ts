@@ -32,6 +32,7 @@ import {
   FENCE_TIMED_OUT_BIT,
   mixEvent,
   setDeviceNames,
+  stillBlocks,
 } from './device-runtime.js';
 import { type DeviceService, DeviceService as Service } from './device-service.js';
 import { FenceLedger } from './fence-ledger.js';
@@ -283,6 +284,21 @@ export function hangDetail(s: Scenario, service: DeviceService, hang: HangReport
     timelines: names.map((device, i) => ({ device, ...service.waitFor.timelineOf(i) })),
     timedOut,
   };
+}
+
+/**
+ * A deadlock proven now: a cycle of waits in the wait-for table, every step checked to still block (fences
+ * unsignalled, locks held). Nothing outside the cycle can end it, so the watchdog need not wait its
+ * timeout. The devices of the first cycle found, or null.
+ */
+export function provenDeadlock(kernel: Kernel, s: Scenario, service: DeviceService): string[] | null {
+  const names = Object.keys(s.devices);
+  const still = stillBlocks(kernel.fences, service.waitFor, names.length);
+  for (let d = 0; d < names.length; d++) {
+    const cycle = service.waitFor.cycleFrom(d, names.length, still);
+    if (cycle !== null) return cycle.map((st) => names[st.device] ?? `device${st.device}`);
+  }
+  return null;
 }
 
 function stuckIndices(s: Scenario, hang: HangReport): number[] {
@@ -577,7 +593,7 @@ export function finish(end: RunEnd): Report {
     extra.push({
       rule: 'hang',
       message: [
-        `nothing could make progress: ${hang.waiting.map((w) => `${w.device} in ${w.op}`).join('; ')}`,
+        `${hang.proven ? 'deadlocked (proven by the wait-for walk, not waited out)' : 'nothing could make progress'}: ${hang.waiting.map((w) => `${w.device} in ${w.op}`).join('; ')}`,
         `wait-for ${hang.cycle ? 'cycle' : 'chain'}: ${hang.chain.join('; ')}${hang.cycle ? ' (back to the start)' : ''}`,
         `timelines: ${timelines.join(' | ')}`,
         hang.timedOut.length > 0

@@ -50,6 +50,11 @@ export interface HangReport {
   timeNs: number;
   /** Each stuck device and what it waited for. */
   waiting: { device: string; op: string }[];
+  /**
+   * A deadlock the wait-for walk proved (worker host): its devices, not every unfinished one, and acted on
+   * at once rather than after the watchdog's timeout.
+   */
+  proven?: boolean;
 }
 
 export class SimScheduler {

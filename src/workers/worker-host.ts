@@ -35,6 +35,7 @@ import {
   failDevice,
   finish,
   HangWatch,
+  provenDeadlock,
   type Report,
   type RunOptions,
   scenarioTables,
@@ -45,6 +46,8 @@ import type { HangReport } from './sim-host.js';
 export const WATCHDOG_MS_DEFAULT = 10_000;
 /** Extra time a device may take to start (thread, modules) before the watchdog counts it as stuck. */
 export const STARTUP_GRACE_MS = 30_000;
+/** A heartbeat for a name with no slot (never: the cycle's names come from the scenario's devices). */
+const ZERO = new Int32Array(2);
 
 /** Where the worker entry is: compiled JS runs directly; TypeScript sources go through tsx. */
 function workerEntry(): { url: URL; module?: string } {
@@ -207,9 +210,11 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
   });
 
   const watch = new HangWatch(kernel, s, service, hb);
-  const hang = await watchdog(slots, options.watchdogMs ?? WATCHDOG_MS_DEFAULT, Promise.all(finished), (h) =>
-    watch.recover(h),
-  );
+  const hang = await watchdog(slots, options.watchdogMs ?? WATCHDOG_MS_DEFAULT, Promise.all(finished), {
+    recover: (h) => watch.recover(h),
+    deadlockReports: () => service.deadlockReports,
+    deadlock: () => provenDeadlock(kernel, s, service),
+  });
   await Promise.all(finished);
 
   /** A device that did not finish: its unsignalled fences (found by its timeline) end with `error`. */
@@ -253,14 +258,21 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
 /**
  * Wait for every device, watching heartbeats. When no unfinished device has moved for `watchdogMs`, the
  * run is hung: `recover` may end the hang (then the watch goes on); otherwise terminate the stuck workers
- * and say what each was doing.
+ * and say what each was doing. A deadlock a device reported (`deadlockReports` grew) is looked for at the
+ * next tick and, proven (`deadlock`), handed to `recover` at once: nothing but a timeout could end it.
  */
 async function watchdog(
   slots: Map<string, DeviceSlot>,
   watchdogMs: number,
   all: Promise<unknown>,
-  recover: (hang: HangReport) => boolean,
+  hooks: {
+    recover: (hang: HangReport) => boolean;
+    deadlockReports: () => number;
+    deadlock: () => string[] | null;
+  },
 ): Promise<HangReport | null> {
+  const { recover } = hooks;
+  let deadlocksSeen = 0;
   let last = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
   let lastChange = performance.now();
   const begun = lastChange;
@@ -273,6 +285,28 @@ async function watchdog(
     await new Promise((r) => setTimeout(r, tick));
     if (finished) break;
     const now = new Map([...slots].map(([n, s]) => [n, Atomics.load(s.heartbeat, 0)]));
+    const reports = hooks.deadlockReports();
+    if (reports !== deadlocksSeen) {
+      deadlocksSeen = reports;
+      const cycle = hooks.deadlock();
+      const report: HangReport | null =
+        cycle === null
+          ? null
+          : {
+              timeNs: Math.round(performance.now() * 1e6),
+              waiting: cycle.map((d) => ({
+                device: d,
+                op: OPS[Atomics.load(slots.get(d)?.heartbeat ?? ZERO, 1)] ?? 'unknown',
+              })),
+              proven: true,
+            };
+      // A lock-only cycle has no job to time out: left to the watchdog, which ends the run.
+      if (report !== null && recover(report)) {
+        lastChange = performance.now();
+        last = now;
+        continue;
+      }
+    }
     // A device still starting (no heartbeat yet: its thread and modules are loading) counts as moving, for
     // a while: start-up on a loaded machine can take longer than a tight watchdog.
     const starting = [...slots.values()].some((s) => !s.done && (now.get(s.name) ?? 0) === 0);

@@ -86,4 +86,16 @@ describe('in a cycle of fence waits', () => {
       expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
     }
   });
+
+  it('on the worker host, is broken as soon as it is proven, not after the watchdog', async () => {
+    const s = await loadScenario('scenarios/misuse/script-fence-wait-cycle.ts');
+    // A watchdog of 10 minutes: only the proven-deadlock path ends this run inside the test's timeout.
+    const r = await runScenario(s, { seed: 1, host: 'worker', watchdogMs: 600_000 });
+    expect(r.hang?.proven).toBe(true);
+    expect(r.hang?.cycle).toBe(true);
+    expect(r.hang?.timedOut).toHaveLength(1);
+    expect(r.missing).toEqual([]);
+    expect(r.unexpected).toEqual([]);
+    expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+  });
 });
