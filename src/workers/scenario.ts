@@ -10,6 +10,7 @@
  *   expect   the findings the run must produce (rule ids); clean scenarios expect none
  */
 import { z } from 'zod';
+import { HB_THREADS_MAX } from '../detect/hb.js';
 import { camera } from '../devices/camera.js';
 import type { DeviceModel } from '../devices/device.js';
 import { display } from '../devices/display.js';
@@ -18,6 +19,9 @@ import { script } from '../devices/script.js';
 import { tee } from '../devices/tee.js';
 import { videoDecoder } from '../devices/video-decoder.js';
 import { LINK_CAPACITY_MAX } from './link-ring.js';
+
+/** Devices one scenario may have: one vector-clock slot each in the race detector. */
+export const SCENARIO_DEVICES_MAX = HB_THREADS_MAX;
 
 // biome-ignore lint/suspicious/noExplicitAny: models of any knob type live in one registry
 export type AnyDeviceModel = DeviceModel<any>;
@@ -43,7 +47,11 @@ export const scenarioSchema = z
         z.string().regex(/^[A-Za-z_][\w-]*$/, 'a device name is a word'),
         z.object({ model: z.string(), knobs: z.record(z.string(), z.unknown()).default({}) }).strict(),
       )
-      .refine((d) => Object.keys(d).length > 0, 'a scenario needs at least one device'),
+      .refine((d) => Object.keys(d).length > 0, 'a scenario needs at least one device')
+      .refine(
+        (d) => Object.keys(d).length <= SCENARIO_DEVICES_MAX,
+        `at most ${SCENARIO_DEVICES_MAX} devices (one vector-clock slot each in the race detector)`,
+      ),
     links: z
       .array(
         z

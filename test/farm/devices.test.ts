@@ -467,6 +467,13 @@ describe('camera CPU rendering through the non-coherent cache', () => {
 });
 
 describe('pool and link sizes', () => {
+  it('more devices than the race detector has clocks for is a scenario error naming the field', () => {
+    const devices = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`tee${i}`, { model: 'tee' }]));
+    expect(() => defineScenario({ name: 'crowd', devices: devices(17) })).toThrow(/devices: at most 16 devices/);
+    expect(() => defineScenario({ name: 'crowd', devices: devices(16) })).not.toThrow();
+  });
+
   it('a link longer than a producer pool minus two is refused: the producer could overwrite a queued frame', () => {
     const input = {
       name: 'overrun',
