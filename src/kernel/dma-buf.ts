@@ -288,19 +288,26 @@ function dmaBufRelease(file: File): void {
 
 // --- attachments ----------------------------------------------------------------------------
 
-/** `dma_buf_dynamic_attach`; `importerOps === null` is a static importer (`dma_buf_attach`). */
+/**
+ * `dma_buf_dynamic_attach`; `importerOps === null` is a static importer (`dma_buf_attach`).
+ * `@internal callerLocked`: the caller took the resv lock already (the device farm's kernel thread, which
+ * must not sleep on a lock a device holds, takes it with a trylock first); the kernel's API has no such
+ * variant, so nothing else passes it.
+ */
 export function dmaBufDynamicAttach(
   dmabuf: DmaBuf,
   dev: Device,
   importerOps: DmaBufAttachOps | null,
   importerPriv: unknown = null,
+  callerLocked = false,
 ): DmaBufAttachment | Errno {
   const k = dmabuf.kernel;
   if (warnOn(k, dmabuf.released || !dev, 'dmabuf-attach-bad-args', { ino: dmabuf.ino })) return -EINVAL;
   if (warnOn(k, importerOps !== null && !importerOps.moveNotify, 'dmabuf-dynamic-attach-no-move-notify')) {
     return -EINVAL;
   }
-  const mayLock = dmaResvMightLock(dmabuf.resv, 'dma_buf_attach');
+  if (callerLocked) dmaResvAssertHeld(dmabuf.resv, 'dma_buf_attach (caller-locked)');
+  const mayLock = !callerLocked && dmaResvMightLock(dmabuf.resv, 'dma_buf_attach');
   if (dmabuf.attachments.length >= limits.attachmentsPerBufMax) return -ENOMEM;
   const attach = new DmaBufAttachment(dmabuf, dev, importerOps, importerPriv);
   if (dmabuf.ops.attach) {
@@ -320,13 +327,17 @@ export function dmaBufAttach(dmabuf: DmaBuf, dev: Device): DmaBufAttachment | Er
   return dmaBufDynamicAttach(dmabuf, dev, null);
 }
 
-/** `dma_buf_detach`. The importer must have unmapped first (current kernels do not do it for you). */
-export function dmaBufDetach(dmabuf: DmaBuf, attach: DmaBufAttachment): void {
+/**
+ * `dma_buf_detach`. The importer must have unmapped first (current kernels do not do it for you).
+ * `@internal callerLocked` as for `dmaBufDynamicAttach`.
+ */
+export function dmaBufDetach(dmabuf: DmaBuf, attach: DmaBufAttachment, callerLocked = false): void {
   const k = dmabuf.kernel;
   if (warnOn(k, attach.dmabuf !== dmabuf || attach.detached, 'dmabuf-detach-bad-args', { ino: dmabuf.ino })) {
     return;
   }
-  const mayLock = dmaResvMightLock(dmabuf.resv, 'dma_buf_detach');
+  if (callerLocked) dmaResvAssertHeld(dmabuf.resv, 'dma_buf_detach (caller-locked)');
+  const mayLock = !callerLocked && dmaResvMightLock(dmabuf.resv, 'dma_buf_detach');
   if (attach.liveMaps.size > 0) {
     k.warn('dmabuf-detach-while-mapped', 'detach with mappings still live (importer must unmap first)', {
       ino: dmabuf.ino,

@@ -14,9 +14,8 @@
  * calls): it serves every device, so sleeping there could wait on a device that waits on it, and would
  * stop the watchdog with it. A call that needs a lock another device holds returns -EAGAIN without doing
  * anything; the device's runtime then waits for the holder on its own thread — as the device's driver
- * would sleep in dma_resv_lock — and calls again. Map, unmap and evict take the lock with a trylock, so
- * that holds exactly; attach and detach lock inside the kernel's own functions, checked just before (on
- * the worker host a device may take the lock in between, and the kernel thread then waits for it).
+ * would sleep in dma_resv_lock — and calls again. Every such call takes the lock with a trylock (attach and
+ * detach through the kernel functions' internal caller-locked form), so the kernel thread never waits.
  */
 
 import { describeNode, LOCKDEP_EDGES_MAX, LockdepGraph } from '../detect/lockdep.js';
@@ -271,9 +270,9 @@ export class DeviceService {
           },
         }
       : null;
-    const gate = this.lockGate(d, buf.resv, 'dma_buf_attach');
-    if (gate) return gate;
-    const attach = this.kernel.runAs(d.task, () => dmaBufDynamicAttach(buf, { name: device }, importer));
+    const attach = this.withLock(d, buf.resv, 'dma_buf_attach', () =>
+      dmaBufDynamicAttach(buf, { name: device }, importer, null, true),
+    );
     if (isErr(attach)) return attach;
     // An importer holds a reference for as long as it is attached (dma_buf_get in real drivers).
     buf.file.get();
@@ -289,13 +288,17 @@ export class DeviceService {
       this.misuse(device, 'device-detach-unknown', `detached attachment ${attId} it does not hold`);
       return -EINVAL;
     }
-    const gate = this.lockGate(d, e.attach.dmabuf.resv, 'dma_buf_detach');
-    if (gate) return gate;
-    for (const m of [...e.maps]) this.unmap(device, m);
-    this.kernel.runAs(d.task, () => {
-      dmaBufDetach(e.attach.dmabuf, e.attach);
-      dmaBufPut(e.attach.dmabuf);
+    for (const m of [...e.maps]) {
+      const r = this.unmap(device, m);
+      if (r) return r;
+    }
+    const r = this.withLock(d, e.attach.dmabuf.resv, 'dma_buf_detach', () => {
+      dmaBufDetach(e.attach.dmabuf, e.attach, true);
+      return 0;
     });
+    if (r) return r;
+    // After the unlock: the last reference frees the buffer, and its resv with it.
+    this.kernel.runAs(d.task, () => dmaBufPut(e.attach.dmabuf));
     this.attachments.delete(attId);
     d.attachments.delete(attId);
     if (e.attach.dmabuf.released) this.buffers.delete(e.ref.bufferId);

@@ -79,7 +79,40 @@ const heldAcrossRecv = defineScenario({
   ],
 });
 
+/** old0 holds a's lock while it lends a to young0, whose receipt (attach + map) needs that lock. */
+const lentLocked = defineScenario({
+  name: 'lent-while-locked',
+  description: 'young0 imports a buffer old0 holds locked for a moment',
+  frames: 1,
+  devices: {
+    old0: {
+      model: 'script',
+      knobs: {
+        outputs: ['out'],
+        steps: [
+          { op: 'allocate', buf: 'a' },
+          { op: 'lock', buf: 'a' },
+          { op: 'send', port: 'out', buf: 'a' },
+          { op: 'busy', ns: 1_000_000 },
+          { op: 'unlock', buf: 'a' },
+        ],
+      },
+    },
+    young0: { model: 'script', knobs: { inputs: ['in'], steps: [{ op: 'recv', port: 'in', buf: 'a' }] } },
+  },
+  links: [{ from: 'old0.out', to: 'young0.in', capacity: 1 }],
+});
+
 describe.each(['sim', 'worker'] as const)('device lock API on the %s host', (host) => {
+  it('importing a buffer another device holds locked waits for the unlock, then succeeds', async () => {
+    for (const seed of host === 'sim' ? [1, 2, 3, 4, 5] : [1]) {
+      const r = await runScenario(lentLocked, { seed, host, timeScale: 0 });
+      expect({ seed, findings: r.findings, hang: r.hang }).toEqual({ seed, findings: [], hang: null });
+      expect(r.devices.young0).toMatchObject({ frames: 1 });
+      expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+    }
+  });
+
   it('a lock held across a wait its waiter must end is a hang with the cycle named, and the run ends', async () => {
     // The kernel thread does not sleep on old0's lock for young0's map (it would stop the watchdog with it):
     // young0 waits for the lock on its own thread, where the wait-for table sees it.
