@@ -118,7 +118,7 @@ export interface Blocking {
   push(ring: LinkRing, d: FrameDescriptor): Promise<boolean>;
   pop(ring: LinkRing): Promise<FrameDescriptor | null>;
   /** Until the holder of the resv lock may have changed from `holder` (see dmaResvLockCooperative). */
-  waitLock(obj: DmaResv, holder: number): Promise<void>;
+  waitLock(obj: DmaResv, holder: number, bufferId: number): Promise<void>;
   /**
    * Run the move_notify handlers of messages already sent to this device (worker: queued on its port,
    * which a device busy in Atomics waits may not read for a long time; sim: none, delivery is synchronous).
@@ -449,7 +449,7 @@ export class DeviceRuntime implements DeviceContext {
       if (holder === 0) continue; // released since (worker host): call again
       this.blocked(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, deviceNames.length), bufferId);
       this.checkCycle();
-      await this.block.waitLock(obj, holder);
+      await this.block.waitLock(obj, holder, bufferId);
       this.unblocked();
     }
   }
@@ -962,7 +962,7 @@ export class DeviceRuntime implements DeviceContext {
       sleep: async (holder) => {
         this.blocked(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, devices), bufferId);
         this.checkCycle();
-        await this.block.waitLock(obj, holder);
+        await this.block.waitLock(obj, holder, bufferId);
         this.unblocked();
       },
     });

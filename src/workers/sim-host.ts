@@ -263,8 +263,8 @@ export class SimScheduler {
         return r === 'pushed';
       },
       // A resv lock held by another device: park until its holder changes (never sleep the one thread).
-      waitLock: (obj: DmaResv, holder: number) =>
-        this.parkTask(t, OP_LOCK_RESV, obj.id, 0, () => dmaResvLockHolder(obj) !== holder, Number.NaN),
+      waitLock: (obj: DmaResv, holder: number, bufferId: number) =>
+        this.parkTask(t, OP_LOCK_RESV, bufferId, 0, () => dmaResvLockHolder(obj) !== holder, Number.NaN),
       deliverPending: () => {},
       pop: async (ring: LinkRing): Promise<FrameDescriptor | null> => {
         await this.parkTask(t, 'recv (link empty)', 0, 0, () => ring.canPop(), Number.NaN);
@@ -292,7 +292,7 @@ export function simBlocking(sched: SimScheduler, name: string): Blocking {
 /** The words of what a task waits for (numbers kept apart at park time so a step formats nothing). */
 function opText(t: SimTask): string {
   if (t.op === OP_WAIT_FENCE) return `wait fence ${t.opA}:${t.opB}`;
-  if (t.op === OP_LOCK_RESV) return `lock resv ${t.opA}`;
+  if (t.op === OP_LOCK_RESV) return `lock buffer ${t.opA}`;
   return t.op;
 }
 /** Markers no `point(op)` name can equal (a NUL first), compared by identity of content. */
