@@ -16,8 +16,9 @@
  *
  * Layout (Int32 words per device, `WORDS_PER_DEVICE`): kind, peer (device index or -1), four detail words
  * (fence: slot, generation, context, seqno; lock: buffer id), emitted seqno, signalled seqno, held-lock
- * count, `HELD_LOCKS_MAX` buffer ids, then the ticket of the current wait (when it began: tickets come
- * from one counter, the word after the last device's, so the oldest wait has the smallest).
+ * count, `HELD_LOCKS_MAX` buffer ids, the ticket of the current wait (when it began: tickets come from
+ * one counter, the word after the last device's, so the oldest wait has the smallest), then whether the
+ * wait has a timeout (it ends by itself: part of a cycle, but not of a deadlock nothing else can end).
  */
 import { assert } from '../kernel/assert.js';
 
@@ -44,8 +45,9 @@ const W_SIGNALLED = 7;
 const W_HELD_COUNT = 8;
 const W_HELD = 9;
 const W_SINCE = W_HELD + HELD_LOCKS_MAX;
+const W_TIMED = W_SINCE + 1;
 const WORDS_PER_DEVICE = 32;
-assert(W_SINCE < WORDS_PER_DEVICE, 'wait-for words overflow');
+assert(W_TIMED < WORDS_PER_DEVICE, 'wait-for words overflow');
 const TICKET_WORD = WAIT_DEVICES_MAX * WORDS_PER_DEVICE;
 const TABLE_BYTES = (TICKET_WORD + 1) * 4;
 
@@ -62,6 +64,8 @@ export interface WaitStep {
   d: number;
   /** When the wait began, as a ticket: a smaller one began earlier. */
   since: number;
+  /** The wait has a timeout: it ends by itself. */
+  timed: boolean;
 }
 
 export class WaitForShared {
@@ -102,6 +106,7 @@ export class WaitForShared {
       c: Atomics.load(w, b + W_C),
       d: Atomics.load(w, b + W_D),
       since: Atomics.load(w, b + W_SINCE),
+      timed: Atomics.load(w, b + W_TIMED) !== 0,
     };
   }
 
@@ -181,8 +186,9 @@ export class WaitForAgent {
   }
 
   /** Publish what this device is about to block on (detail words as in `WaitStep`). */
-  block(kind: WaitKind, peer: number, a = 0, b = 0, c = 0, d = 0): void {
+  block(kind: WaitKind, peer: number, a = 0, b = 0, c = 0, d = 0, timed = false): void {
     const w = this.shared.words;
+    Atomics.store(w, this.b + W_TIMED, timed ? 1 : 0);
     // Details first, kind last: a reader that sees the kind sees the details it belongs to.
     Atomics.store(w, this.b + W_PEER, peer);
     Atomics.store(w, this.b + W_A, a);

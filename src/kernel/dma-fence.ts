@@ -669,11 +669,6 @@ export class FenceTable {
     return Atomics.or(this.words, this.base(FenceTable.slotOf(f)) + S_FLAGS, bits);
   }
 
-  /** @internal Clear flag bits; returns the old flags (so one of several racing clearers sees them set). */
-  clearFlags(f: FenceHandle, bits: number): number {
-    return Atomics.and(this.words, this.base(FenceTable.slotOf(f)) + S_FLAGS, ~bits);
-  }
-
   /** @internal The site-checked base, for the exported functions. */
   check(f: FenceHandle, site: string): boolean {
     return this.live(f, site) >= 0;

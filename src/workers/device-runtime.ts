@@ -46,6 +46,7 @@ import { assert } from '../kernel/assert.js';
 import type { CpuCache } from '../kernel/cpu-cache.js';
 import {
   DMA_FENCE_FLAG_USER_BITS,
+  dmaFenceGet,
   dmaFenceGetStatus,
   dmaFenceInit,
   dmaFencePut,
@@ -94,13 +95,6 @@ export function setDeviceNames(names: readonly string[]): void {
  * signal of it is then a no-op, not a double signal: the reset signalled it, not a bug.
  */
 export const FENCE_TIMED_OUT_BIT = DMA_FENCE_FLAG_USER_BITS;
-/**
- * Set with FENCE_TIMED_OUT_BIT: the watchdog holds a reference for the owner, so the owner's late signal
- * finds the fence alive even when every waiter has already dropped theirs (a frame's reference went to
- * its consumer). Whoever clears the bit drops that reference: the owner's late signal, or the host at the
- * end of the run (`dropResetRefs`).
- */
-export const FENCE_RESET_REF_BIT = DMA_FENCE_FLAG_USER_BITS + 1;
 
 export const deviceFenceOps = registerFenceOps('dmafarm-device', {
   getDriverName: () => 'dmafarm',
@@ -274,6 +268,8 @@ export class DeviceRuntime implements DeviceContext {
   private readonly moveHandlers: ((att: AttachmentRef) => void)[] = [];
   private readonly resvCache = new Map<number, DmaResv>();
   private readonly bufferRefs = new Map<number, BufferRef>();
+  /** Its fences not yet signalled, on each of which it holds the signaller's reference (`createFence`). */
+  private readonly signallerRefs = new Set<number>();
   /** Its dynamic attachments: the ones move_notify can come for. */
   private readonly dynamicAttachments = new Set<number>();
   private readonly cpuMaps = new Map<
@@ -721,6 +717,12 @@ export class DeviceRuntime implements DeviceContext {
     this.seqno++;
     const f = this.must('create fence', dmaFenceInit(t, deviceFenceOps, this.context, this.seqno, { aux: this.index }));
     this.hold(f, true);
+    // The signaller's own reference, as a driver keeps its job's fence until it has signalled it: the device
+    // may send its reference away with a frame and signal the fence after its consumer has put it (or after
+    // the watchdog failed it and every waiter moved on). Dropped at the first signal.
+    dmaFenceGet(t, f);
+    this.hold(f, true);
+    this.signallerRefs.add(f);
     this.waits.emitted(this.seqno);
     this.hb?.fenceCreated(t.slotIndexOf(f));
     this.ev('fence', this.context, this.seqno);
@@ -732,7 +734,7 @@ export class DeviceRuntime implements DeviceContext {
     if (t.isLive(fence) && t.flagsOf(fence) & (1 << FENCE_TIMED_OUT_BIT)) {
       // The watchdog got there first; the job's failure has already been passed on.
       this.ownPublished.delete(fence);
-      if (t.clearFlags(fence, 1 << FENCE_RESET_REF_BIT) & (1 << FENCE_RESET_REF_BIT)) dmaFencePut(t, fence);
+      this.dropSignallerRef(fence);
       if (error !== undefined && error < 0) this.unsafeWait = null;
       this.ev('signal', t.contextOf(fence), t.seqnoOf(fence));
       return -EINVAL;
@@ -744,6 +746,7 @@ export class DeviceRuntime implements DeviceContext {
     if (pending) this.settleOwn(fence);
     const r = dmaFenceSignal(t, fence);
     this.ev('signal', t.contextOf(fence), t.seqnoOf(fence));
+    if (r === 0) this.dropSignallerRef(fence);
     if (r === -EINVAL && t.isLive(fence)) {
       this.cp.misuse('fence-double-signal', `signalled fence ${t.contextOf(fence)}:${t.seqnoOf(fence)} twice`, {
         context: t.contextOf(fence),
@@ -753,6 +756,12 @@ export class DeviceRuntime implements DeviceContext {
     // Passing a failure on is what a consumer of a failed fence must do: it has looked.
     if (error !== undefined && error < 0) this.unsafeWait = null;
     return r;
+  }
+
+  private dropSignallerRef(fence: number): void {
+    if (!this.signallerRefs.delete(fence)) return;
+    this.ledger.drop(fence);
+    dmaFencePut(this.shared.fences, fence);
   }
 
   /**
@@ -791,7 +800,7 @@ export class DeviceRuntime implements DeviceContext {
       });
       return -EINVAL;
     }
-    this.beforeWait(fence);
+    this.beforeWait(fence, Number.isFinite(timeoutNs));
     const r = await this.block.waitFence(t, fence, timeoutNs);
     // Not in a finally: a device failed in this wait (a hang) leaves it published for the hang report.
     this.unblocked();
@@ -851,7 +860,7 @@ export class DeviceRuntime implements DeviceContext {
    * (lockdep: dma_fence_map taken for write inside its own read side), locks held across the wait (a
    * lockdep edge to the signaller's timeline), and the block-time wait-for walk.
    */
-  private beforeWait(fence: number): void {
+  private beforeWait(fence: number, timed: boolean): void {
     const t = this.shared.fences;
     if (this.signallingDepth > 0) {
       this.cp.misuse(
@@ -873,14 +882,22 @@ export class DeviceRuntime implements DeviceContext {
     }
     if (dmaFenceGetStatus(t, fence) !== 0) return;
     const slot = t.slotIndexOf(fence);
-    this.blocked(WAIT_FENCE, device, slot, (fence - slot) / FENCE_SLOT_SPAN, t.contextOf(fence), t.seqnoOf(fence));
+    this.blocked(
+      WAIT_FENCE,
+      device,
+      slot,
+      (fence - slot) / FENCE_SLOT_SPAN,
+      t.contextOf(fence),
+      t.seqnoOf(fence),
+      timed,
+    );
     this.checkCycle();
   }
 
   /** About to block: say on what (wait-for table) and, for the watchdog, publish the clock so far. */
-  private blocked(kind: WaitKind, peer: number, a = 0, b = 0, c = 0, d = 0): void {
+  private blocked(kind: WaitKind, peer: number, a = 0, b = 0, c = 0, d = 0, timed = false): void {
     this.hb?.park();
-    this.waits.block(kind, peer, a, b, c, d);
+    this.waits.block(kind, peer, a, b, c, d, timed);
   }
   private unblocked(): void {
     this.waits.unblock();
@@ -1247,7 +1264,7 @@ export class DeviceRuntime implements DeviceContext {
     try {
       for (const e of fences) {
         if (left <= 0) break;
-        this.beforeWait(e.fence);
+        this.beforeWait(e.fence, Number.isFinite(timeoutNs));
         left = await this.block.waitFence(this.shared.fences, e.fence, timeoutNs);
         this.unblocked();
         // Errors of implicit fences are the exporter's to handle (the device never held them): only a

@@ -13,7 +13,6 @@ import { WAIT_FENCE, type WaitStep } from '../detect/wait-for.js';
 import { type DeviceResult, FRAME_FAILED } from '../devices/device.js';
 import {
   dmaFenceContextAlloc,
-  dmaFenceGet,
   dmaFenceGetStatus,
   dmaFencePut,
   dmaFenceSetError,
@@ -28,7 +27,6 @@ import {
   DeviceCallError,
   DeviceRuntime,
   describeWait,
-  FENCE_RESET_REF_BIT,
   FENCE_TIMED_OUT_BIT,
   mixEvent,
   setDeviceNames,
@@ -197,14 +195,6 @@ export function failDevice(
 }
 
 /** The race detector's shared state for a run, sized by the kernel's tables (null: detection off). */
-/** The references the watchdog held for owners that never signalled their timed-out fence late. */
-export function dropResetRefs(kernel: Kernel): void {
-  const t = kernel.fences;
-  for (const f of t.liveHandles()) {
-    if (t.clearFlags(f, 1 << FENCE_RESET_REF_BIT) & (1 << FENCE_RESET_REF_BIT)) dmaFencePut(t, f);
-  }
-}
-
 export function createDetector(kernel: Kernel, options: RunOptions): HbShared | null {
   if (options.detect === false) return null;
   return HbShared.create({ fenceSlots: kernel.fences.capacity, resvSlots: kernel.resvs.capacity });
@@ -288,12 +278,14 @@ export function hangDetail(s: Scenario, service: DeviceService, hang: HangReport
 
 /**
  * A deadlock proven now: a cycle of waits in the wait-for table, every step checked to still block (fences
- * unsignalled, locks held). Nothing outside the cycle can end it, so the watchdog need not wait its
- * timeout. The devices of the first cycle found, or null.
+ * unsignalled, locks held) and none with a timeout. Nothing outside the cycle can end it, so the watchdog
+ * need not wait its timeout (as the sim host recovers only when nothing is asleep either). The devices of
+ * the first cycle found, or null.
  */
 export function provenDeadlock(kernel: Kernel, s: Scenario, service: DeviceService): string[] | null {
   const names = Object.keys(s.devices);
-  const still = stillBlocks(kernel.fences, service.waitFor, names.length);
+  const blocks = stillBlocks(kernel.fences, service.waitFor, names.length);
+  const still = (st: WaitStep): boolean => !st.timed && blocks(st);
   for (let d = 0; d < names.length; d++) {
     const cycle = service.waitFor.cycleFrom(d, names.length, still);
     if (cycle !== null) return cycle.map((st) => names[st.device] ?? `device${st.device}`);
@@ -353,8 +345,7 @@ export function recoverHang(
   for (const f of guilty) {
     // A reset ends the job and its accesses: its waiters are ordered after everything its device did.
     hb?.releaseParked(t.auxOf(f), t.slotIndexOf(f));
-    dmaFenceGet(t, f);
-    t.orFlags(f, (1 << FENCE_TIMED_OUT_BIT) | (1 << FENCE_RESET_REF_BIT));
+    t.orFlags(f, 1 << FENCE_TIMED_OUT_BIT);
     dmaFenceSetError(t, f, -ETIME);
     dmaFenceSignal(t, f);
   }
@@ -623,7 +614,6 @@ export function finish(end: RunEnd): Report {
     }
     service.teardown(name);
   }
-  dropResetRefs(kernel);
   extra.push(...contentChecks(s, results, durationNs));
   const findings = dedupeFindings(
     [

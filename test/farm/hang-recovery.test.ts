@@ -74,6 +74,43 @@ describe.each(['sim', 'worker'] as const)('a lost completion, on the %s host', (
   );
 });
 
+/** gpu0 and disp0 each wait on the other's fence first; disp0's wait has a timeout and fails its job on it. */
+function timedCycle(): Scenario {
+  const side = (me: string, other: string, timeoutNs?: number) => [
+    { op: 'allocate', buf: me },
+    { op: 'fence', fence: 'mine' },
+    { op: 'send', port: 'out', buf: me, fence: 'mine' },
+    { op: 'recv', port: 'in', buf: other, fence: 'theirs' },
+    { op: 'wait', fence: 'theirs', orElse: 'stop', ...(timeoutNs === undefined ? {} : { timeoutNs }) },
+    { op: 'signal', fence: 'mine' },
+  ];
+  return defineScenario({
+    name: 'timed-cycle',
+    frames: 1,
+    devices: {
+      gpu0: { model: 'script', knobs: { inputs: ['in'], outputs: ['out'], steps: side('a', 'b') } },
+      disp0: { model: 'script', knobs: { inputs: ['in'], outputs: ['out'], steps: side('b', 'a', 300_000_000) } },
+    },
+    links: [
+      { from: 'gpu0.out', to: 'disp0.in', capacity: 1 },
+      { from: 'disp0.out', to: 'gpu0.in', capacity: 1 },
+    ],
+  });
+}
+
+describe.each(['sim', 'worker'] as const)('a cycle with a timed wait, on the %s host', (host: HostKind) => {
+  it('is reported as it forms but is no deadlock: its timeout ends it, nothing is timed out by the watchdog', async () => {
+    // A 10-minute watchdog: the run ends by disp0's own 300 ms timeout or not at all.
+    const r = await runScenario(timedCycle(), { seed: 1, host, watchdogMs: 600_000 });
+    expect(rules(r)).toEqual(['fence-wait-cycle']);
+    expect(r.hang).toBeNull();
+    // disp0 timed out and failed its fence with -ETIME; gpu0 saw that error and stopped too.
+    expect(r.devices.disp0).toMatchObject({ stopped: -62 });
+    expect(r.devices.gpu0).toMatchObject({ stopped: -62 });
+    expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+  });
+});
+
 describe('in a cycle of fence waits', () => {
   it('only the fence waited on the longest times out, and the cycle unwinds from it', async () => {
     const s = await loadScenario('scenarios/misuse/script-fence-wait-cycle.ts');
