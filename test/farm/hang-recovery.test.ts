@@ -102,7 +102,9 @@ describe.each(['sim', 'worker'] as const)('a cycle with a timed wait, on the %s 
   it('is reported as it forms but is no deadlock: its timeout ends it, nothing is timed out by the watchdog', async () => {
     // A 10-minute watchdog: the run ends by disp0's own 300 ms timeout or not at all.
     const r = await runScenario(timedCycle(), { seed: 1, host, watchdogMs: 600_000 });
-    expect(rules(r)).toEqual(['fence-wait-cycle']);
+    // Reported by the device whose wait closed the cycle — on the worker host possibly by both, when both
+    // block at the same moment (each sees the other's wait): one rule either way.
+    expect([...new Set(rules(r))]).toEqual(['fence-wait-cycle']);
     expect(r.hang).toBeNull();
     // disp0 timed out and failed its fence with -ETIME; gpu0 saw that error and stopped too.
     expect(r.devices.disp0).toMatchObject({ stopped: -62 });
