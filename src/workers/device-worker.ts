@@ -160,6 +160,7 @@ try {
   const pendingFences = runtime.abandonFences(-125);
   post({ kind: 'done', result, events, eventHash: hash >>> 0, threadId, pendingFences });
 } catch (e) {
+  runtime.finished(); // its clock as it stopped: the host fails its fences with it
   post({
     kind: 'failed',
     error: (e as Error).message,

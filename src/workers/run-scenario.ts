@@ -167,7 +167,8 @@ export function directControl(service: DeviceService, device: string): ControlPl
  * teardown, so nobody downstream waits for it. Every unsignalled fence on its timeline — including the ones
  * it already sent on links — is signalled with `error`, its output links are closed (end of stream), and
  * its input links are closed for their producers (what they send from now on is dropped), so nobody
- * upstream waits for it either.
+ * upstream waits for it either. Its accesses are over: each failed fence carries the clock it published
+ * last (when it threw, or when it last blocked), so whoever waits on one is ordered after them.
  */
 export function failDevice(
   kernel: Kernel,
@@ -176,10 +177,13 @@ export function failDevice(
   name: string,
   fenceContext: number,
   error: number,
+  hb: HbShared | null,
 ): void {
   const t = kernel.fences;
+  const index = Object.keys(s.devices).indexOf(name);
   for (const f of t.liveHandles()) {
     if (t.contextOf(f) !== fenceContext || dmaFenceGetStatus(t, f) !== 0) continue;
+    if (index >= 0) hb?.releaseParked(index, t.slotIndexOf(f));
     dmaFenceSetError(t, f, error);
     dmaFenceSignal(t, f);
   }
@@ -456,7 +460,8 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
         rt.finished();
       } catch (e) {
         results[name] = { error: (e as Error).message };
-        failDevice(kernel, s, ports, name, contexts.get(name) as number, -ETIME);
+        rt.finished(); // its clock as it stopped, for the fences failed now
+        failDevice(kernel, s, ports, name, contexts.get(name) as number, -ETIME, hb);
         if (!(e instanceof HangError)) {
           extra.push({
             rule: e instanceof DeviceCallError ? 'device-call-failed' : 'device-crashed',

@@ -169,7 +169,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
         port1.close();
         resolve();
       };
-      const gone = (): void => failDevice(kernel, s, ports, name, init.fenceContext, -ETIME);
+      const gone = (): void => failDevice(kernel, s, ports, name, init.fenceContext, -ETIME, hb);
       worker.on('message', (m: ToKernel) => {
         if (m.kind === 'log') {
           options.log?.(name, m.message, m.fields);

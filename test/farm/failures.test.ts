@@ -10,6 +10,7 @@ import { runScenario } from '../../src/workers/run-scenario.js';
 import { defineScenario, type Scenario } from '../../src/workers/scenario.js';
 import { crashSink, SINK_CRASH_MESSAGE } from '../fixtures/farm/crash-sink.js';
 import { CRASH_MESSAGE, crasher } from '../fixtures/farm/crasher.js';
+import { READ_CRASH_MESSAGE, readCrasher } from '../fixtures/farm/read-crasher.js';
 import { crashScenario, deviceResult, ETIME, hangScenario, neverReleaseScenario } from '../fixtures/farm/scenarios.js';
 import { sink } from '../fixtures/farm/sink.js';
 
@@ -109,6 +110,32 @@ describe.each(['sim', 'worker'] as const)('a consumer that crashes, on the %s ho
     expect(failed[0]?.message).toContain('ENOENT');
     expect(findingsOf(r, 'device-crashed').map((f) => f.device)).toEqual(['src']);
     expect(r.hang).toBeNull();
+    expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
+  });
+});
+
+/** camera → read-crasher: the consumer reads a frame under a release fence, then throws. */
+function readCrashScenario(): Scenario {
+  return defineScenario({
+    name: 'read-crash',
+    frames: 8,
+    devices: {
+      cam0: { model: 'camera', knobs: { width: 64, height: 48, buffers: 4 } },
+      rd: { model: 'read-crasher' },
+    },
+    links: [{ from: 'cam0.out', to: 'rd.in', capacity: 2 }],
+    models: { 'read-crasher': readCrasher },
+  });
+}
+
+describe.each(['sim', 'worker'] as const)('a consumer that crashes after reading, on the %s host', (host) => {
+  it('is ordered before the producer reuses its buffer: its failed release fence carries its accesses', async () => {
+    const r = await runScenario(readCrashScenario(), { seed: 2, host, timeScale: 0, watchdogMs: WATCHDOG_MS });
+    // The camera comes back to the buffer the crashed device read once the host has failed its release
+    // fence; without the crashed device's clock on that fence, the camera's write would be a WAR race.
+    expect(rules(r)).toEqual(['device-crashed']);
+    expect(findingsOf(r, 'device-crashed')[0]?.message).toContain(READ_CRASH_MESSAGE);
+    expect(deviceResult(r, 'cam0').frames).toBe(8);
     expect(r.leaks).toEqual({ pages: 0, buffers: 0, fences: 0 });
   });
 });
