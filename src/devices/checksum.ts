@@ -173,6 +173,13 @@ export function checksumBytes(bytes: Uint8Array): number {
  * increasing, non-overlapping order): what a device that wrote those fills into a fresh buffer knows it
  * wrote.
  */
+/** The bytes a fresh (zeroed) buffer of `sizeBytes` holds after `fills`: for tests and tools. */
+export function bytesOfFills(sizeBytes: number, fills: readonly (readonly [number, number, number])[]): Uint8Array {
+  const out = new Uint8Array(sizeBytes);
+  for (const [offset, length, value] of fills) out.fill(value, offset, offset + length);
+  return out;
+}
+
 export function checksumOfFills(sizeBytes: number, fills: readonly (readonly [number, number, number])[]): number {
   const c = new Checksum();
   let at = 0;

@@ -60,7 +60,7 @@
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
 import { nv12Bytes } from './camera.js';
-import { checksumOfFills } from './checksum.js';
+import { bytesOfFills, checksumOfFills } from './checksum.js';
 import {
   type AttachmentRef,
   type BufferRef,
@@ -165,11 +165,7 @@ export function composeBands(
 
 /** The composed frame as bytes (for tests and tools: the device itself only fills bands). */
 export function composeNv12(samples: readonly InputSample[], width: number, height: number): Uint8Array {
-  const frame = new Uint8Array(nv12Bytes(width, height));
-  for (const [offset, length, value] of composeBands(samples, width, height)) {
-    frame.fill(value, offset, offset + length);
-  }
-  return frame;
+  return bytesOfFills(nv12Bytes(width, height), composeBands(samples, width, height));
 }
 
 interface Imported {

@@ -32,7 +32,7 @@
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
 import { nv12Bytes } from './camera.js';
-import { checksumOfFills } from './checksum.js';
+import { bytesOfFills, checksumOfFills } from './checksum.js';
 import {
   type AttachmentRef,
   type BufferRef,
@@ -104,11 +104,7 @@ export function decodeFills(bitstream: Uint8Array, width: number, height: number
 
 /** The decoded picture as bytes (for tests and tools: the device itself only fills). */
 export function decodeNv12(bitstream: Uint8Array, width: number, height: number): Uint8Array {
-  const frame = new Uint8Array(nv12Bytes(width, height));
-  for (const [offset, length, value] of decodeFills(bitstream, width, height)) {
-    frame.fill(value, offset, offset + length);
-  }
-  return frame;
+  return bytesOfFills(nv12Bytes(width, height), decodeFills(bitstream, width, height));
 }
 
 interface Slot {
