@@ -12,28 +12,29 @@ import { loadScenario } from '../../src/workers/scenario-loader.js';
 
 const EINVAL = 22;
 
-const afterFini = defineScenario({
-  name: 'lock-after-fini',
-  description: 'gpu0 locks with a ticket it already finished',
-  frames: 1,
-  devices: {
-    gpu0: {
-      model: 'script',
-      knobs: {
-        steps: [
-          { op: 'allocate', buf: 'a' },
-          { op: 'acquireInit', ctx: 't' },
-          { op: 'acquireFini', ctx: 't' },
-          { op: 'lock', buf: 'a', ctx: 't' },
-          { op: 'lock', buf: 'a' },
-          { op: 'unlock', buf: 'a' },
-        ],
-      },
-    },
-  },
-  links: [],
-  expect: { findings: ['ww-acquire-ctx-unknown'] },
-});
+/** One script device, gpu0, running `steps`. */
+const oneScript = (name: string, steps: Record<string, unknown>[], findings: string[] = []) =>
+  defineScenario({
+    name,
+    frames: 1,
+    devices: { gpu0: { model: 'script', knobs: { steps } } },
+    links: [],
+    expect: { findings },
+  });
+
+/** gpu0 locks with a ticket it already finished, then without one. */
+const afterFini = oneScript(
+  'lock-after-fini',
+  [
+    { op: 'allocate', buf: 'a' },
+    { op: 'acquireInit', ctx: 't' },
+    { op: 'acquireFini', ctx: 't' },
+    { op: 'lock', buf: 'a', ctx: 't' },
+    { op: 'lock', buf: 'a' },
+    { op: 'unlock', buf: 'a' },
+  ],
+  ['ww-acquire-ctx-unknown'],
+);
 
 const EDEADLK = 35;
 
@@ -128,22 +129,10 @@ describe.each(['sim', 'worker'] as const)('device lock API on the %s host', (hos
   });
 
   it('a device that returns still holding a resv lock is reported, and the lock is released at teardown', async () => {
-    const s = defineScenario({
-      name: 'exit-locked',
-      frames: 1,
-      devices: {
-        gpu0: {
-          model: 'script',
-          knobs: {
-            steps: [
-              { op: 'allocate', buf: 'a' },
-              { op: 'lock', buf: 'a' },
-            ],
-          },
-        },
-      },
-      links: [],
-    });
+    const s = oneScript('exit-locked', [
+      { op: 'allocate', buf: 'a' },
+      { op: 'lock', buf: 'a' },
+    ]);
     const r = await runScenario(s, { seed: 1, host });
     expect(r.findings.map((f) => [f.rule, f.device])).toEqual([['device-exit-locked', 'gpu0']]);
     // Released for it, the buffer could be freed: nothing leaks.
