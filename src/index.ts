@@ -7,6 +7,7 @@ export {
   defineDevice,
   type FenceCallback,
   FRAME_FAILED,
+  FRAME_UNREAD,
   type Frame,
 } from './devices/device.js';
 export { KernelBug } from './kernel/assert.js';
@@ -99,6 +100,12 @@ export {
 } from './kernel/dma-resv.js';
 export * as errno from './kernel/errno.js';
 export { errnoName, isErr } from './kernel/errno.js';
+export {
+  DEFAULT_FIREWALL,
+  PROTECTED_USE_CASES,
+  type ProtectedUseCase,
+  protectedHeapName,
+} from './kernel/heaps/tee-heap.js';
 export { type ArenaUsage, Kernel, type KernelOptions } from './kernel/kernel.js';
 export { Process, type ProcessOptions } from './kernel/process.js';
 export { syncFileGetFence, syncFileInstall } from './kernel/sync-file.js';

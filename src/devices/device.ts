@@ -22,6 +22,11 @@ export interface BufferRef {
   readonly id: number;
   readonly sizeBytes: number;
   readonly heap: string;
+  /**
+   * From a protected heap (`is_dma_buf_restricted`): no CPU access at all, and only the devices its
+   * firewall admits reach it by DMA. A driver checks this before it imports or CPU-maps a buffer.
+   */
+  readonly restricted: boolean;
 }
 
 /** A device's attachment to a buffer. */
@@ -60,6 +65,12 @@ export interface Frame {
  * was passed on instead. Content checks skip it.
  */
 export const FRAME_FAILED = -1;
+
+/**
+ * In `received:<port>`: the consumer did not read this frame's bytes, by design — a protected buffer it may
+ * not touch (`BufferRef.restricted`), composed as black instead. Content checks skip it.
+ */
+export const FRAME_UNREAD = -2;
 
 /** A `dma_fence_add_callback` registration: `ret` is what the add returned (0, or -ENOENT). */
 export interface FenceCallback {

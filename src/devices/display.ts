@@ -13,6 +13,11 @@
  * frame through a CPU mapping instead of by DMA, bracketed by DMA_BUF_IOCTL_SYNC START/END(READ) after the
  * fence wait.
  *
+ * Screenshots (knob `screenshotEvery` = N, a screen-capture service): every N-th frame shown is also read by
+ * the CPU — CPU-mapped once per buffer, then SYNC START(READ), checksum, SYNC END — into `screenshots`. A
+ * protected frame (`BufferRef.restricted`) is never CPU-mapped: the capture is black by design, counted in
+ * `screenshotsBlack` (what Android does with a secure layer).
+ *
  * Bugs (knob `bugs`): `skipFenceWait` scans out without waiting for the producer — a read/write race that
  * shows up as wrong checksums when the producer is slow; `neverRelease` never signals release fences —
  * the producer hangs waiting to reuse its buffers; `ignoreFrameFence` ignores the fence that comes with
@@ -20,13 +25,16 @@
  * only on what SYNC START waits for (CPU scan-out): fine behind a producer that adds its fence as WRITE, a
  * race behind one that synchronises explicitly (resv-bookkeep-nosync, cpu-sync-not-fence);
  * `waitPreviousFence` waits on the previous frame's fence instead of this one's (the first frame's own)
- * → fence-wait-stale.
+ * → fence-wait-stale; `screenshotProtected` captures protected frames like any other → restricted-cpu-map
+ * (the kernel refuses the CPU mapping with -EINVAL; the capture fails, counted in `screenshotsFailed`).
  */
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
 import {
   type AttachmentRef,
+  type BufferRef,
   type CpuMapping,
+  type DeviceContext,
   DMA_DIR_FROM_DEVICE,
   defineDevice,
   FRAME_FAILED,
@@ -40,18 +48,37 @@ export const displayKnobs = z
     scanoutFraction: z.number().min(0).max(1).default(0.8),
     /** Read frames with the CPU through a vmap (bracketed by SYNC START/END) instead of by DMA. */
     cpuScanout: z.boolean().default(false),
+    /** Capture every N-th frame shown with the CPU (0: never). */
+    screenshotEvery: z.number().int().min(0).max(100_000).default(0),
     bugs: z
       .object({
         skipFenceWait: z.boolean().default(false),
         neverRelease: z.boolean().default(false),
         ignoreFrameFence: z.boolean().default(false),
         waitPreviousFence: z.boolean().default(false),
+        screenshotProtected: z.boolean().default(false),
       })
       .strict()
-      .default({ skipFenceWait: false, neverRelease: false, ignoreFrameFence: false, waitPreviousFence: false }),
+      .default({
+        skipFenceWait: false,
+        neverRelease: false,
+        ignoreFrameFence: false,
+        waitPreviousFence: false,
+        screenshotProtected: false,
+      }),
   })
   .strict();
 export type DisplayKnobs = z.infer<typeof displayKnobs>;
+
+/** A CPU mapping, or null when the kernel refuses it (an errno: protected or device-local memory). */
+async function cpuMapOrNull(ctx: DeviceContext, buf: BufferRef): Promise<CpuMapping | null> {
+  try {
+    return await ctx.cpuMap(buf);
+  } catch (e) {
+    if (typeof (e as { errno?: unknown }).errno === 'number') return null;
+    throw e;
+  }
+}
 
 /** The frame's own fence is waited on (no bug bypasses it), so its outcome can be looked at. */
 function checksFence(k: DisplayKnobs): boolean {
@@ -68,6 +95,27 @@ export const display = defineDevice<DisplayKnobs>({
     const imported = new Map<number, { att: AttachmentRef; map: Mapping; cpu: CpuMapping | null }>();
     const checksums: number[] = [];
     let failedFrames = 0;
+    const shots = { screenshots: [] as number[], screenshotsBlack: 0, screenshotsFailed: 0 };
+    /** Each buffer's CPU view for screenshots, made at its first capture (null: the kernel refused it). */
+    const shotMaps = new Map<number, CpuMapping | null>();
+    const screenshot = async (buf: BufferRef): Promise<void> => {
+      if (buf.restricted && !k.bugs.screenshotProtected) {
+        shots.screenshotsBlack++;
+        return;
+      }
+      let cm = shotMaps.get(buf.id);
+      if (cm === undefined) {
+        cm = await cpuMapOrNull(ctx, buf);
+        shotMaps.set(buf.id, cm);
+      }
+      if (cm === null) {
+        shots.screenshotsFailed++;
+        return;
+      }
+      await ctx.cpuSync(buf, 'start', 'read');
+      shots.screenshots.push(await ctx.cpuChecksum(cm, 0, buf.sizeBytes));
+      await ctx.cpuSync(buf, 'end', 'read');
+    };
     let previousRelease = 0;
     /** The previous frame's fence, kept for `waitPreviousFence` (the display holds its reference). */
     let previousFrameFence = 0;
@@ -114,6 +162,7 @@ export const display = defineDevice<DisplayKnobs>({
       }
       checksums.push(crc);
       ctx.log('scanout', { seq: frame.seq, buffer: frame.buffer.id, crc });
+      if (k.screenshotEvery > 0 && checksums.length % k.screenshotEvery === 0) await screenshot(frame.buffer);
       await ctx.busy(Math.round(periodNs * k.scanoutFraction));
       if (previousRelease && !k.bugs.neverRelease) await ctx.signal(previousRelease);
       if (previousRelease) await ctx.put(previousRelease);
@@ -125,6 +174,6 @@ export const display = defineDevice<DisplayKnobs>({
     }
     if (previousFrameFence) await ctx.put(previousFrameFence);
     for (const { att } of imported.values()) await ctx.detach(att);
-    return { frames: checksums.length, checksums, failedFrames };
+    return { frames: checksums.length, checksums, failedFrames, ...shots };
   },
 });

@@ -11,6 +11,9 @@
  *   fence as WRITE on it, wait for every input's fence (its dependencies: explicit, or the buffer's WRITE
  *   fences when the frame carries none), read each input whole (a CRC of what arrived: `received:inI`),
  *   spend the job time, compose, checksum the output, signal the job fence and send the frame.
+ * - a protected input (`BufferRef.restricted`: from a protected heap, which a GPU's firewall normally does not
+ *   admit) is never imported or read: its band is composed black (Y 16, C 128) and `received:inI` records
+ *   FRAME_UNREAD, as a compositor shows a protected layer it cannot sample. Counted in `protectedLayers`.
  * - a failed dependency (an input's fence completed with an error — its producer failed or was timed out):
  *   the job does not render; its fence completes with that error (drm_sched passes a dependency's error on
  *   the same way) and the frame is still sent, so the error reaches the display. Counted in `failedJobs`.
@@ -51,7 +54,9 @@
  * - `useMappingAfterMoveNotify`: ignores move_notify and keeps writing through the old mapping of a moved
  *   render target → dma-write-after-move-notify;
  * - `writeFenceAsRead`: publishes the job fence on the buffer it renders into as READ instead of WRITE →
- *   resv-usage-downgrade (a consumer using implicit sync would not wait for the render).
+ *   resv-usage-downgrade (a consumer using implicit sync would not wait for the render);
+ * - `sampleProtected`: imports and samples protected inputs like any other → restricted-attach (the
+ *   firewall does not admit the GPU), and what it reads is zeros: content-mismatch on that link.
  * With `inPlace`, `skipFenceWait` makes the job a second writer of input 0 that is not ordered after the
  * producer's write: dmabuf-hazard-waw (they shared the resv lock, so they synchronised up to the
  * producer's fence publication) or dmabuf-hazard-wrw (a producer that keeps its fence out of the resv:
@@ -70,6 +75,7 @@ import {
   DMA_DIR_TO_DEVICE,
   defineDevice,
   FRAME_FAILED,
+  FRAME_UNREAD,
   type Frame,
   type Mapping,
 } from './device.js';
@@ -115,6 +121,7 @@ export const gpuKnobs = z
         neverSignal: z.number().int().min(-1).default(-1),
         useMappingAfterMoveNotify: z.boolean().default(false),
         writeFenceAsRead: z.boolean().default(false),
+        sampleProtected: z.boolean().default(false),
       })
       .strict()
       .default({
@@ -123,6 +130,7 @@ export const gpuKnobs = z
         neverSignal: -1,
         useMappingAfterMoveNotify: false,
         writeFenceAsRead: false,
+        sampleProtected: false,
       }),
   })
   .strict();
@@ -133,6 +141,9 @@ export interface InputSample {
   luma: number;
   chroma: number;
 }
+
+/** What a protected layer is composed as: black in limited-range BT.601. */
+export const PROTECTED_LAYER_SAMPLE: Readonly<InputSample> = Object.freeze({ luma: 16, chroma: 128 });
 
 /** ⌊mean⌋ of a sample window. */
 export function sampleMean(bytes: Uint8Array): number {
@@ -194,6 +205,7 @@ interface Counters {
   moveNotifies: number;
   remaps: number;
   failedJobs: number;
+  protectedLayers: number;
 }
 
 export const gpu = defineDevice<GpuKnobs>({
@@ -205,7 +217,13 @@ export const gpu = defineDevice<GpuKnobs>({
     const ports = Array.from({ length: k.inputs }, (_, i) => `in${i}`);
     const frameBytes = nv12Bytes(k.width, k.height);
     const inputBytes = nv12Bytes(k.inputWidth ?? k.width, k.inputHeight ?? k.height);
-    const counters: Counters = { evictions: 0, moveNotifies: 0, remaps: 0, failedJobs: 0 };
+    const counters: Counters = {
+      evictions: 0,
+      moveNotifies: 0,
+      remaps: 0,
+      failedJobs: 0,
+      protectedLayers: 0,
+    };
     if (k.inPlace && inputBytes !== frameBytes) {
       throw new Error(`gpu inPlace: inputs are ${inputBytes} bytes, the output ${frameBytes}: they must match`);
     }
@@ -240,6 +258,8 @@ export const gpu = defineDevice<GpuKnobs>({
       }
       return slot;
     };
+    /** A layer the GPU must not touch (see the contract). */
+    const untouchable = (buf: BufferRef): boolean => buf.restricted && !k.bugs.sampleProtected;
     const received: number[][] = ports.map(() => []);
     const checksums: number[] = [];
 
@@ -258,7 +278,7 @@ export const gpu = defineDevice<GpuKnobs>({
       const fence = await ctx.createFence();
       for (const [i, f] of frames.entries()) {
         const target = k.inPlace && i === 0;
-        await importBuffer(f.buffer, target ? DMA_DIR_BIDIRECTIONAL : DMA_DIR_FROM_DEVICE);
+        if (!untouchable(f.buffer)) await importBuffer(f.buffer, target ? DMA_DIR_BIDIRECTIONAL : DMA_DIR_FROM_DEVICE);
         await ctx.addFence(f.buffer, fence, target ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
       }
       return { seq, frames, render, fence };
@@ -288,6 +308,12 @@ export const gpu = defineDevice<GpuKnobs>({
         if (status < 0) {
           error ||= status;
           received[i]?.push(FRAME_FAILED);
+          continue;
+        }
+        if (untouchable(f.buffer)) {
+          counters.protectedLayers++;
+          received[i]?.push(FRAME_UNREAD);
+          samples.push({ ...PROTECTED_LAYER_SAMPLE });
           continue;
         }
         const { map } = await importBuffer(f.buffer);

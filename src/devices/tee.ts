@@ -4,9 +4,10 @@
  * (WRITE) in the buffer's resv, write a key (bytes from the device's PRNG), checksum it, signal the fence,
  * then unmap, detach and release.
  *
- * What this model does not do yet: protect anything. Its heap defaults to 'system' and nothing stops the
- * CPU or another device from reading a key; the restricted-heaps issue gives the TEE its protected pools
- * (tee_heap.c) and the checks that keep everyone else out.
+ * Its heap defaults to 'system'; with `heap: 'protected,secure-video'` (and a pool in the scenario's
+ * `kernel.protected`) the keys live in protected memory, which the firewall admits the TEE to by default and
+ * which no CPU can map. Still to come with the restricted-heaps issue: the TEE registering and unregistering
+ * the heaps itself (tee_device_register_dma_heap), dynamic pools, and per-process accounting.
  *
  * Injectable bugs (knob `bugs`):
  * - `skipFenceSignal`: the completion of key N never arrives (neither its signal nor the put that goes

@@ -17,9 +17,10 @@
  * read, luma stripe j (rows 16j..16j+15, a macroblock row) is filled with bitstream[j mod len] XOR (h & 0xff),
  * and the whole chroma plane with (h >>> 8) & 0xff. A consumer's checksums are then predictable.
  *
- * Secure mode (`secure: true`): output buffers come from the heap named by `secureHeap`. Until restricted
- * heaps exist its default is 'system', so secure mode changes only where buffers come from; the
- * restricted-heaps issue makes that heap protected (no CPU access) and gives this knob its meaning.
+ * Secure mode (`secure: true`, the secure video path): output buffers come from the heap named by
+ * `secureHeap`, by default the TEE's `protected,secure-video` (a scenario gives it a pool with
+ * `kernel.protected`): no CPU can map them and only the devices its firewall admits reach them — by
+ * default the decoder, the display and the TEE. The bitstream stays in normal memory (it is encrypted).
  *
  * The output pool must hold ≥ link capacity + 2 buffers: a consumer publishes its release fence only once
  * it has received the frame.
@@ -57,8 +58,8 @@ export const videoDecoderKnobs = z
     input: z.boolean().default(false),
     heap: z.string().default('system'),
     secure: z.boolean().default(false),
-    /** Heap of the output buffers in secure mode ('system' until restricted heaps exist). */
-    secureHeap: z.string().default('system'),
+    /** Heap of the output buffers in secure mode. */
+    secureHeap: z.string().default('protected,secure-video'),
     width: z.number().int().positive().max(8192).default(640),
     height: z.number().int().positive().max(8192).default(480),
     /** Output rate when the decoder feeds itself; with an input, the input paces it. */

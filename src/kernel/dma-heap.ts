@@ -16,6 +16,7 @@
 import { type DmaBuf, type DmaBufList, dmaBufPut } from './dma-buf.js';
 import { EBUSY, EFAULT, EINVAL, ENODEV, ENOMEM, type Errno, isErr } from './errno.js';
 import { File, type FileOperations, noLlseek } from './file.js';
+import type { ProtectedUseCase } from './heaps/tee-heap.js';
 import type { KernelCore } from './kernel-core.js';
 import { limits } from './limits.js';
 import {
@@ -34,11 +35,20 @@ import { copyFromUser, copyToUser, kget, kset } from './usercopy.js';
 /** How the heap's memory is obtained. */
 export type HeapBacking = 'buddy' | 'cma-area' | 'carveout' | 'tee-pool-static' | 'tee-pool-dynamic' | 'device-local';
 
-/** What the CPU may do with the heap's buffers. Restricted heaps arrive with their own issue. */
+/**
+ * Who may touch the heap's buffers. 'protected' (tee-heap.ts): no CPU path at all, and a hardware firewall
+ * that admits only the DMA masters in `firewall` (device names or models). 'cpu-unmappable' and
+ * 'cpu-refused' are the two CPU policies of kernel-semantics §9.3 (no op → -EINVAL; MTK's explicit refusal).
+ */
 export type HeapRestriction =
   | { readonly kind: 'none' }
   | { readonly kind: 'cpu-unmappable' }
-  | { readonly kind: 'cpu-refused'; readonly errno: number };
+  | { readonly kind: 'cpu-refused'; readonly errno: number }
+  | {
+      readonly kind: 'protected';
+      readonly useCase: ProtectedUseCase;
+      readonly firewall: readonly string[];
+    };
 
 export interface HeapProperties {
   readonly backing: HeapBacking;

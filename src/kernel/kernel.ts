@@ -9,7 +9,8 @@
  * - Misuse is data: `warn` publishes a Warning on `kernel:warn` and keeps up to `limits.warningsKeptMax`
  *   of them; past that they are counted. A dmafarm bug throws KernelBug and is never swallowed here.
  * - Boot registers the default heaps in a fixed order (system, system-uncached, CMA, carveout, then vram
- *   when `memory.vramBytes` is set), so heap minors and `readdir` are the same on every run.
+ *   when `memory.vramBytes` is set, then the protected heaps asked for, in use-case order), so heap minors
+ *   and `readdir` are the same on every run.
  */
 import { assert } from './assert.js';
 import { BitmapArea } from './bitmap-area.js';
@@ -26,6 +27,14 @@ import type { FdTable } from './file.js';
 import { CARVEOUT_HEAP_NAME, carveoutHeapOps, carveoutHeapProperties } from './heaps/carveout-heap.js';
 import { CMA_HEAP_NAME, CMA_LEGACY_HEAP_NAME, cmaHeapOps, cmaHeapProperties } from './heaps/cma-heap.js';
 import { type SystemHeapPriv, systemHeapOps, systemHeapProperties } from './heaps/system-heap.js';
+import {
+  DEFAULT_FIREWALL,
+  PROTECTED_USE_CASES,
+  type ProtectedUseCase,
+  protectedHeapName,
+  teeHeapOps,
+  teeHeapProperties,
+} from './heaps/tee-heap.js';
 import { VRAM_HEAP_NAME, vramHeapOps, vramHeapPriv, vramHeapProperties } from './heaps/vram-heap.js';
 import type { KernelCore, Task } from './kernel-core.js';
 import { defaultMemory, limits } from './limits.js';
@@ -58,6 +67,11 @@ export interface KernelOptions {
     /** A carveout heap over a reserved region (default on). */
     carveout: boolean;
   }>;
+  /**
+   * TEE protected heaps (tee-heap.ts), one per use case given: its pool's size and the DMA masters its
+   * firewall admits (default DEFAULT_FIREWALL). None by default, as on a system without a TEE.
+   */
+  protectedHeaps?: Partial<Record<ProtectedUseCase, { bytes: number; firewall?: readonly string[] }>>;
   compat?: Partial<{
     /** Where ALLOC publishes its fd: 'new' (stable fix, 6.12.117) or 'legacy' (kernel-semantics §11 C1). */
     allocFdPublish: AllocFdPublish;
@@ -191,6 +205,19 @@ export class Kernel implements KernelCore {
         ops: vramHeapOps(this, this.dmaBufList),
         priv: vramHeapPriv(area, buddy),
         properties: vramHeapProperties(area),
+      });
+    }
+    for (const useCase of PROTECTED_USE_CASES) {
+      const spec = options.protectedHeaps?.[useCase];
+      if (spec === undefined || spec.bytes === 0) continue;
+      const arena = this.mem.addArena(`protected-${useCase}`, spec.bytes);
+      const pool = new BitmapArea(arena);
+      this.trackArena(arena, () => pool.totalPages - pool.usedPages);
+      this.addHeapOrBug({
+        name: protectedHeapName(useCase),
+        ops: teeHeapOps(this, this.dmaBufList, pool),
+        priv: pool,
+        properties: teeHeapProperties(pool, useCase, spec.firewall ?? DEFAULT_FIREWALL[useCase]),
       });
     }
     this.vfs.register('/dev/null', devNullInode);

@@ -31,7 +31,7 @@ import {
   type WaitKind,
   type WaitStep,
 } from '../detect/wait-for.js';
-import { Checksum, checksumBytes, fillBytes } from '../devices/checksum.js';
+import { Checksum, checksumBytes, checksumOfFills, fillBytes } from '../devices/checksum.js';
 import type {
   AcquireCtx,
   AttachmentRef,
@@ -606,6 +606,9 @@ export class DeviceRuntime implements DeviceContext {
       );
       return null;
     }
+    // A protected buffer's firewall stops the transaction (reported at the attach): reads see zeros, writes
+    // are dropped — as a TrustZone address-space controller answers a master it does not admit.
+    if (info.firewalled) return null;
     const out: Uint8Array[] = [];
     let skip = offset;
     let left = lengthBytes;
@@ -672,7 +675,8 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('read');
     this.ev('checksum', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
-    if (spans === null) return 0;
+    // What a firewalled read sees is zeros (see spans); a refused access has no value at all.
+    if (spans === null) return this.mappings.get(m.id)?.firewalled ? checksumOfFills(lengthBytes, []) : 0;
     this.check(m.bufferId, offset, lengthBytes, false, 'checksum');
     const c = new Checksum();
     for (const s of spans) c.update(s);

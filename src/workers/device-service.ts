@@ -33,6 +33,7 @@ import {
   dmaBufPut,
   dmaBufUnmapAttachment,
 } from '../kernel/dma-buf.js';
+import type { HeapRestriction } from '../kernel/dma-heap.js';
 import type { DmaDataDirection, SgEntry, SgTable } from '../kernel/dma-mapping.js';
 import {
   type DmaResv,
@@ -84,6 +85,8 @@ export interface MappingInfo {
   bufferId: number;
   sizeBytes: number;
   entries: SgEntry[];
+  /** The firewall stops this device's accesses (see AttachEntry): reads see zeros, writes are dropped. */
+  firewalled: boolean;
 }
 
 export interface DeviceServiceHooks {
@@ -93,6 +96,8 @@ export interface DeviceServiceHooks {
 
 interface DeviceEntry {
   readonly name: string;
+  /** Its model's name: what a protected heap's firewall may admit besides the device's own name. */
+  readonly model: string;
   readonly task: Task;
   readonly buffers: Set<number>;
   readonly attachments: Set<number>;
@@ -103,6 +108,8 @@ interface AttachEntry {
   readonly device: string;
   readonly attach: DmaBufAttachment;
   readonly maps: Set<number>;
+  /** A protected buffer whose firewall does not admit the device: its DMA never reaches the memory. */
+  readonly firewalled: boolean;
 }
 
 interface MapEntry {
@@ -137,10 +144,10 @@ export class DeviceService {
   /** Deadlocks devices have reported (a cycle rule): the worker host's cue to look for one now. */
   deadlockReports = 0;
 
-  registerDevice(name: string): Task {
+  registerDevice(name: string, model: string): Task {
     assert(!this.devices.has(name), `device ${name} registered twice`);
     const task = this.kernel.createTask(name);
-    this.devices.set(name, { name, task, buffers: new Set(), attachments: new Set() });
+    this.devices.set(name, { name, model, task, buffers: new Set(), attachments: new Set() });
     return task;
   }
 
@@ -218,7 +225,19 @@ export class DeviceService {
   bufferRef(id: number): BufferRef | Errno {
     const b = this.buffers.get(id);
     if (b === undefined) return -ENOENT;
-    return { id, sizeBytes: b.sizeBytes, heap: b.owner?.heapName ?? b.expName };
+    return { id, sizeBytes: b.sizeBytes, heap: b.owner?.heapName ?? b.expName, restricted: this.isRestricted(b) };
+  }
+
+  /** The buffer's restriction: data on the heap it came from (an imported buffer has none). */
+  private restrictionOf(buf: DmaBuf): HeapRestriction {
+    const name = buf.owner?.heapName;
+    const heap = name ? this.kernel.heaps.find(name) : undefined;
+    return heap?.properties.restriction ?? { kind: 'none' };
+  }
+
+  /** Whether the buffer is protected (`is_dma_buf_restricted`, the query the MTK series proposed). */
+  private isRestricted(buf: DmaBuf): boolean {
+    return this.restrictionOf(buf).kind === 'protected';
   }
 
   /** The buffer's resv index in the shared resv table (workers lock and add fences locally). */
@@ -237,7 +256,7 @@ export class DeviceService {
     this.buffersCreated++;
     this.buffers.set(buf.ino, buf);
     d.buffers.add(buf.ino);
-    return { id: buf.ino, sizeBytes: buf.sizeBytes, heap: heapName };
+    return { id: buf.ino, sizeBytes: buf.sizeBytes, heap: heapName, restricted: this.isRestricted(buf) };
   }
 
   /** Drop the device's reference (taken at allocate or attach). */
@@ -276,7 +295,8 @@ export class DeviceService {
     if (isErr(attach)) return attach;
     // An importer holds a reference for as long as it is attached (dma_buf_get in real drivers).
     buf.file.get();
-    this.attachments.set(attId, { ref, device, attach, maps: new Set() });
+    const firewalled = !this.firewallAdmits(d, buf);
+    this.attachments.set(attId, { ref, device, attach, maps: new Set(), firewalled });
     d.attachments.add(attId);
     return ref;
   }
@@ -320,7 +340,37 @@ export class DeviceService {
     this.maps.set(id, { attachmentId: attId, sgt, dir });
     e.maps.add(id);
     Atomics.store(this.mappingWords, 2 * slot, MAP_LIVE);
-    return { id, attachmentId: attId, bufferId: e.ref.bufferId, sizeBytes: sgt.totalBytes, entries: [...sgt.entries] };
+    return {
+      id,
+      attachmentId: attId,
+      bufferId: e.ref.bufferId,
+      sizeBytes: sgt.totalBytes,
+      entries: [...sgt.entries],
+      firewalled: e.firewalled,
+    };
+  }
+
+  /**
+   * Whether a protected buffer's firewall lets device `d` reach it; false is reported at once. The kernel
+   * lets the attach happen (tee_heap_attach does no device check, kernel-semantics §9.2): the hardware
+   * firewall is what stops the DMA, and on a real SoC the first sign is a bus error or a black frame
+   * much later. Reported at the attach, the earliest point the violation is certain, once per device and heap.
+   */
+  private firewallAdmits(d: DeviceEntry, buf: DmaBuf): boolean {
+    const r = this.restrictionOf(buf);
+    if (r.kind !== 'protected' || r.firewall.includes(d.name) || r.firewall.includes(d.model)) return true;
+    const heap = buf.owner?.heapName ?? buf.expName;
+    this.misuse(
+      d.name,
+      'restricted-attach',
+      `attached buffer ${buf.ino} of the protected heap ${heap}, whose firewall admits only ${r.firewall.join(', ')}: its DMA will not reach the memory (reads see zeros, writes are dropped)`,
+      { ino: buf.ino, heap },
+      {
+        site: heap,
+        hint: `keep protected buffers away from ${d.name} (check BufferRef.restricted before importing), or admit it in the scenario's kernel.protected['${r.useCase}'].firewall if the hardware does`,
+      },
+    );
+    return false;
   }
 
   unmap(device: string, mapId: number): number {
@@ -370,6 +420,20 @@ export class DeviceService {
     if (!holds) {
       this.misuse(device, 'device-cpu-map-unheld', `CPU-mapped buffer ${id} it does not hold`, { ino: id });
       return -EINVAL;
+    }
+    const r = this.restrictionOf(buf);
+    if (r.kind === 'protected') {
+      const heap = buf.owner?.heapName ?? buf.expName;
+      this.misuse(
+        device,
+        'restricted-cpu-map',
+        `CPU-mapped buffer ${buf.ino} of the protected heap ${heap}: protected memory has no CPU path (-EINVAL, no mmap or vmap op)`,
+        { ino: id, heap },
+        {
+          site: heap,
+          hint: 'never map protected buffers for the CPU (check BufferRef.restricted); screenshots and thumbnails of protected content are black by design',
+        },
+      );
     }
     if (!buf.ops.vmap || !buf.ops.vmapPages) return -EINVAL;
     const v = buf.ops.vmapPages(buf);

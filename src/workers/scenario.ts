@@ -18,6 +18,7 @@ import { gpu } from '../devices/gpu.js';
 import { script } from '../devices/script.js';
 import { tee } from '../devices/tee.js';
 import { videoDecoder } from '../devices/video-decoder.js';
+import { PROTECTED_USE_CASES } from '../kernel/heaps/tee-heap.js';
 import { LINK_CAPACITY_MAX } from './link-ring.js';
 
 /** Devices one scenario may have: one vector-clock slot each in the race detector. */
@@ -71,6 +72,26 @@ export const scenarioSchema = z
           .min(0)
           .max(1 << 30)
           .refine((n) => n % 4096 === 0, 'a whole number of 4096-byte pages')
+          .optional(),
+        /**
+         * TEE protected heaps, `protected,<use case>` (tee-heap.ts): per use case, its pool's size and the
+         * devices (names or models) its firewall admits (default: the use case's devices and the TEE).
+         */
+        protected: z
+          .partialRecord(
+            z.enum(PROTECTED_USE_CASES),
+            z
+              .object({
+                bytes: z
+                  .number()
+                  .int()
+                  .positive()
+                  .max(1 << 30)
+                  .refine((n) => n % 4096 === 0, 'a whole number of 4096-byte pages'),
+                firewall: z.array(z.string().min(1)).max(SCENARIO_DEVICES_MAX).optional(),
+              })
+              .strict(),
+          )
           .optional(),
         /** Fence-table slots (every live fence of the run); default SCENARIO_FENCES_DEFAULT. */
         fences: z

@@ -38,7 +38,7 @@ import {
   provenDeadlock,
   type Report,
   type RunOptions,
-  scenarioTables,
+  scenarioKernelOptions,
 } from './run-scenario.js';
 import { builtinModels, type Scenario } from './scenario.js';
 import type { HangReport } from './sim-host.js';
@@ -74,7 +74,7 @@ interface DeviceSlot {
 
 export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Report> {
   const started = process.hrtime.bigint();
-  const kernel = new Kernel({ memory: s.kernel, tables: scenarioTables(s) });
+  const kernel = new Kernel(scenarioKernelOptions(s));
   const hb = createDetector(kernel, options);
   const names = Object.keys(s.devices);
   const slots = new Map<string, DeviceSlot>();
@@ -100,7 +100,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
   }
 
   const finished = names.map((name, index) => {
-    const task = service.registerDevice(name);
+    const task = service.registerDevice(name, s.devices[name]?.model ?? name);
     const { port1, port2 } = new MessageChannel();
     const rpc: KernelRpc = {
       allocate: (heap, size) => service.allocate(name, heap, size),

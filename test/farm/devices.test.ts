@@ -313,7 +313,11 @@ describe('video decoder', () => {
     const secure = await run(playbackScenario({ secure: true, secureHeap: 'restricted-video' }));
     expect(rules(secure)).toContain('device-call-failed');
     expect(secure.findings[0]?.message).toMatch(/restricted-video/);
-    const secureOnSystem = await run(playbackScenario({ secure: true }));
+    // Its default heap is the TEE's protected,secure-video, which exists only where the scenario gives it a pool.
+    const noPool = await run(playbackScenario({ secure: true }));
+    expect(rules(noPool)).toContain('device-call-failed');
+    expect(noPool.findings[0]?.message).toMatch(/protected,secure-video/);
+    const secureOnSystem = await run(playbackScenario({ secure: true, secureHeap: 'system' }));
     expectClean(secureOnSystem);
     expect(result(secureOnSystem, 'dec0').secure).toBe(1);
   });
