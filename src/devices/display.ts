@@ -11,7 +11,7 @@
  *
  * CPU scan-out (knob `cpuScanout`, a software compositor or a screenshot path): the display reads the
  * frame through a CPU mapping instead of by DMA, bracketed by DMA_BUF_IOCTL_SYNC START/END(READ) after the
- * fence wait.
+ * fence wait — except a protected frame (`BufferRef.restricted`), which has no CPU path and goes by DMA.
  *
  * Screenshots (knob `screenshotEvery` = N, a screen-capture service): every N-th frame shown is also read by
  * the CPU — CPU-mapped once per buffer, then SYNC START(READ), checksum, SYNC END — into `screenshots`. A
@@ -95,6 +95,7 @@ export const display = defineDevice<DisplayKnobs>({
     const imported = new Map<number, { att: AttachmentRef; map: Mapping; cpu: CpuMapping | null }>();
     const checksums: number[] = [];
     let failedFrames = 0;
+    let shown = 0;
     const shots = { screenshots: [] as number[], screenshotsBlack: 0, screenshotsFailed: 0 };
     /** Each buffer's CPU view for screenshots, made at its first capture (null: the kernel refused it). */
     const shotMaps = new Map<number, CpuMapping | null>();
@@ -126,7 +127,8 @@ export const display = defineDevice<DisplayKnobs>({
       if (slot === undefined) {
         const att = await ctx.attach(frame.buffer);
         const map = await ctx.map(att, DMA_DIR_FROM_DEVICE);
-        slot = { att, map, cpu: k.cpuScanout ? await ctx.cpuMap(frame.buffer) : null };
+        // A protected frame has no CPU path: even a software compositor scans it out by DMA.
+        slot = { att, map, cpu: k.cpuScanout && !frame.buffer.restricted ? await ctx.cpuMap(frame.buffer) : null };
         imported.set(frame.buffer.id, slot);
       }
       if (k.bugs.waitPreviousFence && frame.fence) {
@@ -162,7 +164,8 @@ export const display = defineDevice<DisplayKnobs>({
       }
       checksums.push(crc);
       ctx.log('scanout', { seq: frame.seq, buffer: frame.buffer.id, crc });
-      if (k.screenshotEvery > 0 && checksums.length % k.screenshotEvery === 0) await screenshot(frame.buffer);
+      shown++;
+      if (k.screenshotEvery > 0 && shown % k.screenshotEvery === 0) await screenshot(frame.buffer);
       await ctx.busy(Math.round(periodNs * k.scanoutFraction));
       if (previousRelease && !k.bugs.neverRelease) await ctx.signal(previousRelease);
       if (previousRelease) await ctx.put(previousRelease);

@@ -260,6 +260,9 @@ export const gpu = defineDevice<GpuKnobs>({
     };
     /** A layer the GPU must not touch (see the contract). */
     const untouchable = (buf: BufferRef): boolean => buf.restricted && !k.bugs.sampleProtected;
+    const job0 = (frames: readonly Frame[]): BufferRef => (frames[0] as Frame).buffer;
+    /** In place, unless input 0 is untouchable: then the job composes into its output like any other. */
+    const inPlaceOn = (input0: BufferRef): boolean => k.inPlace && !untouchable(input0);
     const received: number[][] = ports.map(() => []);
     const checksums: number[] = [];
 
@@ -277,7 +280,7 @@ export const gpu = defineDevice<GpuKnobs>({
       const render = targets.length > 0 && !k.inPlace ? await ctx.createFence() : 0;
       const fence = await ctx.createFence();
       for (const [i, f] of frames.entries()) {
-        const target = k.inPlace && i === 0;
+        const target = inPlaceOn(job0(frames)) && i === 0;
         if (!untouchable(f.buffer)) await importBuffer(f.buffer, target ? DMA_DIR_BIDIRECTIONAL : DMA_DIR_FROM_DEVICE);
         await ctx.addFence(f.buffer, fence, target ? DMA_RESV_USAGE_WRITE : DMA_RESV_USAGE_READ);
       }
@@ -338,7 +341,7 @@ export const gpu = defineDevice<GpuKnobs>({
       await ctx.busy(Math.max(0, k.jobNs + jitter));
       const bands = composeBands(samples, k.width, k.height);
       const rt = targets.length > 0 && !k.inPlace ? targets[job.seq % targets.length] : undefined;
-      if (k.inPlace) {
+      if (inPlaceOn(job0(job.frames))) {
         const { map } = await importBuffer((job.frames[0] as Frame).buffer);
         for (const [offset, length, value] of bands) await ctx.fill(map, offset, length, value);
         await resolve(ctx, map, out.map, frameBytes);

@@ -19,6 +19,7 @@
 import { assert, bugOn } from './assert.js';
 import { dmaFenceGetStub, dmaFencePut, MAX_SCHEDULE_TIMEOUT } from './dma-fence.js';
 import { dmaFenceUnwrapForEach } from './dma-fence-unwrap.js';
+import type { HeapRestriction } from './dma-heap.js';
 import {
   type Device,
   DMA_BIDIRECTIONAL,
@@ -140,6 +141,9 @@ export class DmaBufList {
 }
 
 /** Who allocated a buffer, for per-process and per-heap accounting. */
+/** The restriction of a buffer no heap booked: anyone may touch it. */
+const NO_RESTRICTION: HeapRestriction = Object.freeze({ kind: 'none' });
+
 export interface DmaBufOwner {
   readonly pid: number;
   readonly heapName: string | null;
@@ -189,6 +193,11 @@ export class DmaBuf {
   /** Newest first, as `list_add` leaves them. */
   readonly attachments: DmaBufAttachment[] = [];
   owner: DmaBufOwner | null = null;
+  /**
+   * Who may touch the bytes: the restriction of the heap it came from, set when the heap books it
+   * (a protected heap's firewall; see heaps/tee-heap.ts). Exporters outside the heaps leave it 'none'.
+   */
+  restriction: HeapRestriction = NO_RESTRICTION;
   released = false;
   /** `vmapping_counter` and `vmap_ptr`. */
   vmappingCounter = 0;
@@ -591,7 +600,8 @@ export function dmaBufMmap(dmabuf: DmaBuf, vma: Vma, pgoff: number): number {
  * A device reads or writes bytes of a buffer through one of its live mappings. A table that was unmapped,
  * invalidated by detach or freed with its buffer is a misuse (an IOMMU fault on real hardware): reported,
  * and the access is refused with -EFAULT. A write through a table after move_notify (before the importer
- * unmapped it) is reported too, and lands in the old pages, as it would (kernel-semantics §3.5).
+ * unmapped it) is reported too, and lands in the old pages, as it would (kernel-semantics §3.5). A device
+ * outside a protected buffer's firewall is reported (`restricted-dma`) and reaches no memory.
  */
 export function dmaBufDeviceSpans(
   attach: DmaBufAttachment,
@@ -617,6 +627,16 @@ export function dmaBufDeviceSpans(
     return -EFAULT;
   }
   if (offset < 0 || lengthBytes < 0 || offset + lengthBytes > sgt.totalBytes) return -EINVAL;
+  const r = attach.dmabuf.restriction;
+  if (r.kind === 'protected' && !r.firewall.includes(attach.dev.name)) {
+    k.warn(
+      'restricted-dma',
+      `${attach.dev.name} ${access === 'read' ? 'read' : 'wrote'} protected buffer ${attach.dmabuf.ino}, whose firewall admits only ${r.firewall.join(', ')}`,
+      { ino: attach.dmabuf.ino, device: attach.dev.name, useCase: r.useCase },
+    );
+    // The firewall answers the transaction without memory: a read sees zeros, a write goes nowhere.
+    return [new Uint8Array(lengthBytes)];
+  }
   return k.dma.deviceSpans(sgt, offset, lengthBytes);
 }
 

@@ -168,6 +168,7 @@ export class DmaHeapRegistry {
     heap.stats.bytes += size;
     heap.stats.bytesHighWater = Math.max(heap.stats.bytesHighWater, heap.stats.bytes);
     const pid = this.k.current.pid;
+    dmabuf.restriction = heap.properties.restriction;
     dmabuf.owner = {
       pid,
       heapName: heap.name,

@@ -231,6 +231,10 @@ export function describeWait(st: WaitStep, names: readonly string[] = deviceName
 }
 
 /** A device-level failure of a kernel call the model did not expect to fail. */
+/** `spans` for an access a protected buffer's firewall answers without memory (reported at the attach). */
+const FIREWALLED = Symbol('firewalled');
+type Firewalled = typeof FIREWALLED;
+
 export class DeviceCallError extends Error {
   readonly errno: number;
   constructor(what: string, errno: number) {
@@ -563,8 +567,11 @@ export class DeviceRuntime implements DeviceContext {
   }
 
   // --- data plane ---
-  /** Spans of a mapping's bytes in the arenas, after the shared-table checks. */
-  private spans(m: Mapping, offset: number, lengthBytes: number, write: boolean): Uint8Array[] | null {
+  /**
+   * Spans of a mapping's bytes in the arenas, after the shared-table checks: null when the access is refused
+   * (reported), FIREWALLED when a protected buffer's firewall answers it without memory.
+   */
+  private spans(m: Mapping, offset: number, lengthBytes: number, write: boolean): Uint8Array[] | null | Firewalled {
     if (this.unsafeWait !== null) this.reportUnsafeWait(m.bufferId, write);
     const state = mappingState(this.shared.mappingWords, m.id);
     if (state === MAP_DEAD) {
@@ -608,7 +615,7 @@ export class DeviceRuntime implements DeviceContext {
     }
     // A protected buffer's firewall stops the transaction (reported at the attach): reads see zeros, writes
     // are dropped — as a TrustZone address-space controller answers a master it does not admit.
-    if (info.firewalled) return null;
+    if (info.firewalled) return FIREWALLED;
     const out: Uint8Array[] = [];
     let skip = offset;
     let left = lengthBytes;
@@ -641,7 +648,7 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('write');
     this.ev('write', m.bufferId, offset, data.length);
     const spans = this.spans(m, offset, data.length, true);
-    if (spans === null) return;
+    if (spans === null || spans === FIREWALLED) return;
     this.check(m.bufferId, offset, data.length, true, 'write');
     let at = 0;
     for (const s of spans) {
@@ -653,7 +660,7 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('write');
     this.ev('fill', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, true);
-    if (spans === null) return;
+    if (spans === null || spans === FIREWALLED) return;
     this.check(m.bufferId, offset, lengthBytes, true, 'fill');
     for (const s of spans) fillBytes(s, value);
   }
@@ -662,7 +669,7 @@ export class DeviceRuntime implements DeviceContext {
     this.ev('read', m.bufferId, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
-    if (spans === null) return out;
+    if (spans === null || spans === FIREWALLED) return out;
     this.check(m.bufferId, offset, lengthBytes, false, 'read');
     let at = 0;
     for (const s of spans) {
@@ -675,8 +682,8 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('read');
     this.ev('checksum', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
-    // What a firewalled read sees is zeros (see spans); a refused access has no value at all.
-    if (spans === null) return this.mappings.get(m.id)?.firewalled ? checksumOfFills(lengthBytes, []) : 0;
+    if (spans === null) return 0;
+    if (spans === FIREWALLED) return checksumOfFills(lengthBytes, []); // what a firewalled read sees
     this.check(m.bufferId, offset, lengthBytes, false, 'checksum');
     const c = new Checksum();
     for (const s of spans) c.update(s);
@@ -688,8 +695,14 @@ export class DeviceRuntime implements DeviceContext {
     const from = this.spans(src, srcOffset, lengthBytes, false);
     const to = this.spans(dst, dstOffset, lengthBytes, true);
     if (from === null || to === null) return;
-    this.check(src.bufferId, srcOffset, lengthBytes, false, 'copy');
+    // A firewalled side still leaves the other one accessed: the engine reads zeros, or writes nowhere.
+    if (from !== FIREWALLED) this.check(src.bufferId, srcOffset, lengthBytes, false, 'copy');
+    if (to === FIREWALLED) return;
     this.check(dst.bufferId, dstOffset, lengthBytes, true, 'copy');
+    if (from === FIREWALLED) {
+      for (const s of to) s.fill(0);
+      return;
+    }
     // Walk both scatter lists at once: each piece is the overlap of the current source and target span.
     let i = 0;
     let j = 0;

@@ -33,7 +33,6 @@ import {
   dmaBufPut,
   dmaBufUnmapAttachment,
 } from '../kernel/dma-buf.js';
-import type { HeapRestriction } from '../kernel/dma-heap.js';
 import type { DmaDataDirection, SgEntry, SgTable } from '../kernel/dma-mapping.js';
 import {
   type DmaResv,
@@ -228,16 +227,9 @@ export class DeviceService {
     return { id, sizeBytes: b.sizeBytes, heap: b.owner?.heapName ?? b.expName, restricted: this.isRestricted(b) };
   }
 
-  /** The buffer's restriction: data on the heap it came from (an imported buffer has none). */
-  private restrictionOf(buf: DmaBuf): HeapRestriction {
-    const name = buf.owner?.heapName;
-    const heap = name ? this.kernel.heaps.find(name) : undefined;
-    return heap?.properties.restriction ?? { kind: 'none' };
-  }
-
   /** Whether the buffer is protected (`is_dma_buf_restricted`, the query the MTK series proposed). */
   private isRestricted(buf: DmaBuf): boolean {
-    return this.restrictionOf(buf).kind === 'protected';
+    return buf.restriction.kind === 'protected';
   }
 
   /** The buffer's resv index in the shared resv table (workers lock and add fences locally). */
@@ -357,7 +349,7 @@ export class DeviceService {
    * much later. Reported at the attach, the earliest point the violation is certain, once per device and heap.
    */
   private firewallAdmits(d: DeviceEntry, buf: DmaBuf): boolean {
-    const r = this.restrictionOf(buf);
+    const r = buf.restriction;
     if (r.kind !== 'protected' || r.firewall.includes(d.name) || r.firewall.includes(d.model)) return true;
     const heap = buf.owner?.heapName ?? buf.expName;
     this.misuse(
@@ -421,7 +413,7 @@ export class DeviceService {
       this.misuse(device, 'device-cpu-map-unheld', `CPU-mapped buffer ${id} it does not hold`, { ino: id });
       return -EINVAL;
     }
-    const r = this.restrictionOf(buf);
+    const r = buf.restriction;
     if (r.kind === 'protected') {
       const heap = buf.owner?.heapName ?? buf.expName;
       this.misuse(

@@ -15,6 +15,8 @@ import { PAGE_SIZE } from '../../src/kernel/uapi.js';
 import { type Report, runScenario } from '../../src/workers/run-scenario.js';
 import { defineScenario, type Scenario, ScenarioError, type ScenarioInput } from '../../src/workers/scenario.js';
 import { loadScenario } from '../../src/workers/scenario-loader.js';
+import { prober } from '../fixtures/farm/protected-prober.js';
+import { reader } from '../fixtures/farm/protected-reader.js';
 
 const W = 160;
 const H = 120;
@@ -28,6 +30,20 @@ const dev = (r: Report, name: string): Record<string, unknown> => {
   expect(d && 'error' in d ? d.error : null, `${name} finished`).toBeNull();
   return d as Record<string, unknown>;
 };
+
+/** w0 (protected-prober.ts) writes a protected page, r0 (protected-reader.ts, admitted) reads it. */
+function outsiderScenario(): ScenarioInput & { kernel: NonNullable<ScenarioInput['kernel']> } {
+  return {
+    name: 'outsider',
+    kernel: { protected: { 'secure-video': { ...POOL, firewall: ['r0'] } } },
+    devices: { w0: { model: 'prober' }, r0: { model: 'reader' } },
+    links: [
+      { from: 'w0.out', to: 'r0.in' },
+      { from: 'r0.ack', to: 'w0.ack' },
+    ],
+    models: { prober, reader },
+  };
+}
 
 /** The GPU example with its bug on and the given firewall for secure video. */
 async function gpuExample(firewall?: string[]): Promise<Scenario> {
@@ -63,7 +79,26 @@ describe('protected buffers: the firewall', () => {
     expect(new Set(dev(r, 'gpu0')['received:in0'] as number[])).toEqual(new Set([zeros]));
   });
 
-  it('a device outside the firewall writes nothing: a TEE excluded from its own pool checksums zeros', async () => {
+  it('a device outside the firewall writes nothing: an admitted reader finds the bytes untouched', async () => {
+    for (const host of ['sim', 'worker'] as const) {
+      const r = await runScenario(defineScenario(outsiderScenario()), { seed: 3, host });
+      expect(rules(r)).toEqual(['restricted-attach']);
+      expect(r.findings[0]?.device).toBe('w0');
+      // w0 filled the buffer and copied it over a system buffer it had filled: the firewall answered both
+      // without memory, so the copy brought zeros and the reader, admitted, sees the pool's zeros.
+      expect(dev(r, 'w0').copied).toBe(checksumOfFills(PAGE_SIZE, []));
+      expect(dev(r, 'r0').seen).toBe(checksumOfFills(PAGE_SIZE, []));
+    }
+    // Admitted too, the same writer's bytes land, and the copy moves them.
+    const both = outsiderScenario();
+    both.kernel = { protected: { 'secure-video': { ...POOL, firewall: ['r0', 'w0'] } } };
+    const ok = await runScenario(defineScenario(both), { seed: 3, host: 'sim' });
+    expect(ok.findings).toEqual([]);
+    expect(dev(ok, 'r0').seen).toBe(checksumOfFills(PAGE_SIZE, [[0, PAGE_SIZE, 0x55]]));
+    expect(dev(ok, 'w0').copied).toBe(checksumOfFills(PAGE_SIZE, [[0, PAGE_SIZE, 0x55]]));
+  });
+
+  it('a device outside the firewall reads zeros: a TEE excluded from its own pool checksums zeros', async () => {
     const input: ScenarioInput = {
       name: 'tee-outside',
       kernel: { protected: { 'secure-video': { ...POOL, firewall: ['video-decoder'] } } },
@@ -84,6 +119,23 @@ describe('protected buffers: the firewall', () => {
 });
 
 describe('protected buffers: devices that check BufferRef.restricted', () => {
+  it('an in-place GPU composes into its output instead of touching a protected input 0', async () => {
+    const s = await loadScenario('scenarios/misuse/fixed/gpu-sample-protected.ts');
+    const { models, parsedKnobs: _p, ...input } = s;
+    const gpu0 = input.devices.gpu0 as { model: string; knobs: Record<string, unknown> };
+    const inPlace = defineScenario({
+      ...input,
+      devices: { ...input.devices, gpu0: { model: 'gpu', knobs: { ...gpu0.knobs, inPlace: true } } },
+      models,
+    } as ScenarioInput);
+    for (const host of ['sim', 'worker'] as const) {
+      const r = await runScenario(inPlace, { seed: 4, host });
+      expect(r.findings).toEqual([]);
+      expect(dev(r, 'gpu0').protectedLayers).toBe(6);
+      expect(dev(r, 'disp0').checksums).toEqual(dev(r, 'gpu0').checksums);
+    }
+  });
+
   it('the GPU composes a protected layer black without importing it; the display shows exactly that', async () => {
     const s = await loadScenario('scenarios/misuse/fixed/gpu-sample-protected.ts');
     const r = await runScenario(s, { seed: 4, host: 'sim' });

@@ -11,6 +11,7 @@ import {
   DMA_BUF_SYNC_START,
   DMA_HEAP_IOCTL_ALLOC,
   DMA_TO_DEVICE,
+  DRM_IOCTL_PRIME_FD_TO_HANDLE,
   dmaBufAttach,
   dmaBufDetach,
   dmaBufGet,
@@ -102,6 +103,28 @@ describe('TEE protected heaps (§9.2)', () => {
     expect(sgt.totalBytes).toBe(3 * PAGE_SIZE);
     k.runAs(p, () => dmaBufUnmapAttachmentUnlocked(att, sgt, DMA_TO_DEVICE));
     k.runAs(p, () => dmaBufDetach(buf, att));
+  });
+
+  it('a kernel-side importer outside the firewall (vgem) is reported and reaches no memory', () => {
+    for (const firewall of [['tee'], ['vgem']]) {
+      const { k, p } = boot({ 'secure-video': { bytes: MiB, firewall } });
+      const { fd } = alloc(p, 'protected,secure-video', PAGE_SIZE);
+      const drm = p.open('/dev/dri/card0', O_RDWR);
+      const imp = { fd, flags: 0, handle: 0 };
+      expect(p.ioctl(drm, DRM_IOCTL_PRIME_FD_TO_HANDLE, imp)).toBe(0);
+      const mark = k.warnings.length;
+      expect(k.vgem.dmaWrite(p, drm, imp.handle, 0, Uint8Array.of(1, 2, 3, 4))).toBe(0);
+      const back = k.vgem.dmaRead(p, drm, imp.handle, 0, 4);
+      const warned = k.warnings.slice(mark).map((w) => w.rule);
+      if (firewall.includes('vgem')) {
+        expect(back).toEqual(Uint8Array.of(1, 2, 3, 4));
+        expect(warned).toEqual([]);
+      } else {
+        // The write went nowhere and the read saw zeros: the firewall answered both.
+        expect(back).toEqual(new Uint8Array(4));
+        expect(warned).toEqual(['restricted-dma', 'restricted-dma']);
+      }
+    }
   });
 
   it('the static pool runs out with -ENOMEM, and freed buffers go back to it', () => {

@@ -10,9 +10,11 @@
  *   returns 0 (no begin/end_cpu_access), and attach always succeeds — the kernel does no device check; the
  *   hardware firewall keeps other bus masters out (kernel-semantics.md §9.2).
  * - Map uses DMA_ATTR_SKIP_CPU_SYNC: no cache maintenance for memory the CPU never touches.
- * - The firewall is data on the heap, not code: `restriction.firewall` lists the DMA masters (device names
- *   or device models) it admits. What happens to a master it does not admit (the finding, accesses that do
- *   not reach memory) is the device host's part (device-service.ts), since the kernel never sees DMA.
+ * - The firewall is data on the heap (and, from allocation on, on each buffer: `DmaBuf.restriction`), not
+ *   code: `restriction.firewall` lists the DMA masters (device names or device models) it admits. A master
+ *   it does not admit reaches no memory — reads see zeros, writes go nowhere — and is reported: kernel-side
+ *   importers (vgem) in dmaBufDeviceSpans (`restricted-dma`), farm devices at their attach
+ *   (`restricted-attach`, device-service.ts; their accesses never pass through the kernel).
  * - Allocation failure is -ENOMEM (the static pool's gen_pool_alloc failing).
  */
 
