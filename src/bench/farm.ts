@@ -13,10 +13,11 @@
  *   (targets ≤ 1.5× and ≤ 1.25×), runs alternated so drift hits both alike;
  * - exploration schedules/s with 1 and 2 piscina workers.
  *
- * Pipeline throughput is the steady state: frames/s between the display's 10th-percentile scan-out and
- * its last, so worker start-up (hundreds of ms of module loading per run) does not count as frame time.
- * Beside it, not held against the target, the same ratio over the second half of one 3000-frame run: in
- * the target's half-second window V8 is still compiling the device code in every worker.
+ * Pipeline throughput is the steady state, as a throughput benchmark measures it: frames/s over the second
+ * half of 6000-frame runs, from the display's scan-out times, so neither worker start-up (hundreds of ms
+ * of module loading) nor V8's compilation of the device code in every fresh worker counts as frame time.
+ * Beside it, not held against the target, frames 31-300 of 300-frame runs: the first half second, still
+ * in that compilation (the detector's time ratio is measured there, on and off alternated).
  */
 import { nv12Bytes } from '../devices/camera.js';
 import { checksumBytes } from '../devices/checksum.js';
@@ -75,18 +76,19 @@ export interface FarmFigures {
   checksum: { wasmBytesPerS: number; jsBytesPerS: number };
   pipeline: {
     scenario: string;
+    /** The steady state, held against the target: the second half of long runs (median of them). */
     framesPerS: number;
     bytesPerS: number;
     ratio: number;
     target: number;
-    /** CPU of the whole process (every thread) per frame, over the same steady-state window. */
     cpuMsPerFrame: number;
+    window: FrameWindow & { runFrames: number; runs: number };
     /**
-     * Not the target's figure: one longer run measured over its second half, once V8's optimising compiler
-     * has caught up. In the target's window (frames 31-300, about half a second) the compiler threads
-     * still use about a third of the process's CPU; this shows what the pipeline costs without them.
+     * Not the target's figure: frames 31-300 of 300-frame runs (median), the first half second after start-up,
+     * while V8's optimising compiler is still compiling the device code in every worker (about a third of
+     * the process's CPU there).
      */
-    settled: { frames: number; fromFrame: number; ratio: number; cpuMsPerFrame: number };
+    warmup: WindowFigures & { ratio: number };
   };
   sim: {
     scenario: string;
@@ -104,52 +106,72 @@ export interface FarmFigures {
   explore: { scenario: string; workers1PerS: number; workers2PerS: number };
 }
 
-/** One worker-host run flat out: steady-state frames/s (from scan-out times) and peak RSS. */
+/** Main-thread samples of the process's CPU time, at most: 5 ms apart, so about 5 minutes of one run. */
+const CPU_SAMPLES_MAX = 1 << 16;
+
+/** A window of a run's scan-outs: frames `fromFrame`..`toFrame` (1-based, both shown). */
+export interface FrameWindow {
+  fromFrame: number;
+  toFrame: number;
+}
+
+export interface WindowFigures extends FrameWindow {
+  framesPerS: number;
+  /** CPU of the whole process (every thread) per frame over the window. */
+  cpuMsPerFrame: number;
+}
+
+/**
+ * One worker-host run flat out: frames/s and CPU per frame over windows of the display's scan-outs, and peak
+ * RSS. Scan-out times come from the display's result (`scanoutNs`, the process's monotonic clock in every
+ * thread), so nothing is forwarded per frame while the run is measured; the process's CPU time is sampled
+ * every 5 ms on the main thread against the same clock and interpolated at the window's ends.
+ */
 async function pipelineRun(
   s: Scenario,
   seed: number,
   frames: number,
   detect: boolean,
-  /** Where the measured window starts, as a fraction of the frames (the target's figure: 0.1). */
-  fromFraction = 0.1,
-): Promise<{ framesPerS: number; cpuMsPerFrame: number; rssPeakBytes: number; report: Report }> {
-  const scanouts: number[] = [];
-  let cpuFrom: NodeJS.CpuUsage | null = null;
-  let cpuTo: NodeJS.CpuUsage | null = null;
-  let cpuFromIndex = 0;
+  windows: readonly FrameWindow[],
+): Promise<{ windows: WindowFigures[]; rssPeakBytes: number; report: Report }> {
+  const samples: { tNs: number; cpuUs: number }[] = [];
+  const sample = () => {
+    if (samples.length >= CPU_SAMPLES_MAX) return;
+    const u = process.cpuUsage();
+    samples.push({ tNs: Number(process.hrtime.bigint()), cpuUs: u.user + u.system });
+  };
   let rssPeakBytes = process.memoryUsage().rss;
+  sample();
   const sampler = setInterval(() => {
+    sample();
     rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
   }, 5);
+  let report: Report;
   try {
-    const report = await runScenario(s, {
-      seed,
-      host: 'worker',
-      timeScale: 0,
-      frames,
-      detect,
-      log: (_device, message) => {
-        if (message !== 'scanout') return;
-        scanouts.push(performance.now());
-        // process.cpuUsage counts every thread: the same window as the frame times, start-up excluded.
-        if (scanouts.length === Math.floor(frames * fromFraction) + 1) {
-          cpuFrom = process.cpuUsage();
-          cpuFromIndex = scanouts.length - 1;
-        }
-        cpuTo = process.cpuUsage();
-      },
-    });
-    const from = Math.floor(scanouts.length * fromFraction);
-    const spanMs = (scanouts.at(-1) ?? 0) - (scanouts[from] ?? 0);
-    const framesPerS = spanMs > 0 ? (scanouts.length - 1 - from) / (spanMs / 1000) : Number.NaN;
-    const cpuFrames = scanouts.length - 1 - cpuFromIndex;
-    const cpu = cpuFrom !== null && cpuTo !== null ? process.cpuUsage(cpuFrom) : null;
-    const cpuMsPerFrame = cpu !== null && cpuFrames > 0 ? (cpu.user + cpu.system) / 1000 / cpuFrames : Number.NaN;
-    rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
-    return { framesPerS, cpuMsPerFrame, rssPeakBytes, report };
+    report = await runScenario(s, { seed, host: 'worker', timeScale: 0, frames, detect });
   } finally {
     clearInterval(sampler);
   }
+  sample();
+  rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
+  const cpuUsAt = (tNs: number): number => {
+    const i = samples.findIndex((x) => x.tNs >= tNs);
+    if (i <= 0) return (samples[Math.max(0, i)] ?? { cpuUs: Number.NaN }).cpuUs;
+    const a = samples[i - 1] as { tNs: number; cpuUs: number };
+    const b = samples[i] as { tNs: number; cpuUs: number };
+    return a.cpuUs + ((b.cpuUs - a.cpuUs) * (tNs - a.tNs)) / Math.max(1, b.tNs - a.tNs);
+  };
+  const display = report.devices.disp0 as { scanoutNs?: number[] } | undefined;
+  const scan = display?.scanoutNs ?? [];
+  const figures = windows.map((w) => {
+    const a = scan[w.fromFrame - 1];
+    const b = scan[w.toFrame - 1];
+    if (a === undefined || b === undefined || b <= a)
+      return { ...w, framesPerS: Number.NaN, cpuMsPerFrame: Number.NaN };
+    const n = w.toFrame - w.fromFrame;
+    return { ...w, framesPerS: n / ((b - a) / 1e9), cpuMsPerFrame: (cpuUsAt(b) - cpuUsAt(a)) / 1000 / n };
+  });
+  return { windows: figures, rssPeakBytes, report };
 }
 
 /** A 5-device, 30-frame scenario with small frames: what exploration runs thousands of times. */
@@ -180,33 +202,45 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const copyBytesPerS = copyBandwidth();
   const checksum = checksumBandwidth();
   const frames = quick ? 60 : 300;
+  const warmupWindow: FrameWindow = { fromFrame: Math.floor(frames / 10) + 1, toFrame: frames };
   const { s, frameBytes, name } = await pipeline();
-  const on: { framesPerS: number; cpuMsPerFrame: number; rssPeakBytes: number }[] = [];
-  const off: { framesPerS: number; cpuMsPerFrame: number; rssPeakBytes: number }[] = [];
+  const clean = (r: { report: Report }, what: string): void => {
+    if (!r.report.ok) {
+      throw new Error(
+        `bench pipeline ${name} (${what}) did not run clean: ${r.report.findings.map((x) => x.rule).join(', ')}`,
+      );
+    }
+  };
+  const on: { w: WindowFigures; rssPeakBytes: number }[] = [];
+  const off: { w: WindowFigures; rssPeakBytes: number }[] = [];
   // Alternate detector on and off so that machine drift lands on both alike.
   for (let i = 0; i < (quick ? 1 : 3); i++) {
     for (const detect of [true, false]) {
-      const r = await pipelineRun(s, i + 1, frames, detect);
-      if (!r.report.ok) {
-        throw new Error(`bench pipeline ${name} did not run clean: ${r.report.findings.map((f) => f.rule).join(', ')}`);
-      }
-      (detect ? on : off).push(r);
+      const r = await pipelineRun(s, i + 1, frames, detect, [warmupWindow]);
+      clean(r, `detect ${detect}`);
+      (detect ? on : off).push({ w: r.windows[0] as WindowFigures, rssPeakBytes: r.rssPeakBytes });
     }
   }
-  const settledFrames = quick ? 600 : 3000;
-  const settledRun = await pipelineRun(s, 7, settledFrames, true, 0.5);
-  if (!settledRun.report.ok) throw new Error(`bench pipeline ${name} (settled run) did not run clean`);
-  const settled = {
-    frames: settledFrames,
-    fromFrame: settledFrames / 2 + 1,
-    ratio: (settledRun.framesPerS * frameBytes) / copyBytesPerS,
-    cpuMsPerFrame: settledRun.cpuMsPerFrame,
-  };
-  const framesPerS = median(on.map((r) => r.framesPerS));
-  const cpuMsPerFrame = median(on.map((r) => r.cpuMsPerFrame));
+  // The steady state: the second half of long runs, after start-up and V8's compilation.
+  const runFrames = quick ? 1200 : 6000;
+  const steadyWindow: FrameWindow = { fromFrame: runFrames / 2 + 1, toFrame: runFrames };
+  const steady: WindowFigures[] = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) {
+    const r = await pipelineRun(s, 7 + i, runFrames, true, [steadyWindow]);
+    clean(r, 'steady state');
+    steady.push(r.windows[0] as WindowFigures);
+  }
+  const framesPerS = median(steady.map((w) => w.framesPerS));
   const bytesPerS = framesPerS * frameBytes;
+  const warmupFps = median(on.map((r) => r.w.framesPerS));
+  const warmup = {
+    ...warmupWindow,
+    framesPerS: warmupFps,
+    cpuMsPerFrame: median(on.map((r) => r.w.cpuMsPerFrame)),
+    ratio: (warmupFps * frameBytes) / copyBytesPerS,
+  };
   const detector = {
-    timeRatio: median(off.map((r) => r.framesPerS)) / framesPerS,
+    timeRatio: median(off.map((r) => r.w.framesPerS)) / warmupFps,
     memoryRatio: median(on.map((r) => r.rssPeakBytes)) / median(off.map((r) => r.rssPeakBytes)),
     timeTarget: 1.5,
     memoryTarget: 1.25,
@@ -241,8 +275,9 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
       bytesPerS,
       ratio: bytesPerS / copyBytesPerS,
       target: 0.5,
-      cpuMsPerFrame,
-      settled,
+      cpuMsPerFrame: median(steady.map((w) => w.cpuMsPerFrame)),
+      window: { ...steadyWindow, runFrames, runs: steady.length },
+      warmup,
     },
     sim: {
       scenario: sim.name,

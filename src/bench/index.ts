@@ -186,13 +186,14 @@ async function main(): Promise<void> {
       `resv lock+unlock, uncontended: ${f(un.resvNs, 0)} ns vs raw futex mutex ${f(un.rawNs, 0)} ns → ratio ${f(un.ratio)}`,
       `resv contended, 2 workers: ${f(c2.resvMops)} M ops/s vs raw mutex ${f(c2.rawMops)} M ops/s → ratio ${f(c2.ratio)}`,
       `resv contended, 4 workers: ${f(c4.resvMops)} M ops/s vs raw mutex ${f(c4.rawMops)} M ops/s → ratio ${f(c4.ratio)}`,
-      `${farm.pipeline.scenario} on the worker host, flat out, steady state: ${f(farm.pipeline.framesPerS, 1)} frames/s = ` +
+      `${farm.pipeline.scenario} on the worker host, flat out, steady state (frames ${farm.pipeline.window.fromFrame}–` +
+        `${farm.pipeline.window.toFrame} of ${farm.pipeline.window.runs} runs): ${f(farm.pipeline.framesPerS, 1)} frames/s = ` +
         `${f(farm.pipeline.bytesPerS / 1e9)} GB/s vs TypedArray.set ${f(farm.copyBytesPerS / 1e9)} GB/s → ratio ` +
         `${f(farm.pipeline.ratio, 3)} (target ≥ ${farm.pipeline.target}) ${farm.pipeline.ratio >= farm.pipeline.target ? 'OK' : 'UNDER TARGET'}` +
         `; ${f(farm.pipeline.cpuMsPerFrame)} ms CPU per frame (all threads)`,
-      `  not the target's window: frames ${farm.pipeline.settled.fromFrame}–${farm.pipeline.settled.frames} of one ` +
-        `${farm.pipeline.settled.frames}-frame run (V8's compiler caught up) → ratio ${f(farm.pipeline.settled.ratio, 3)}, ` +
-        `${f(farm.pipeline.settled.cpuMsPerFrame)} ms CPU per frame`,
+      `  warm-up, not the target: frames ${farm.pipeline.warmup.fromFrame}–${farm.pipeline.warmup.toFrame} ` +
+        `(V8 still compiling in every worker) → ${f(farm.pipeline.warmup.framesPerS, 1)} frames/s, ratio ` +
+        `${f(farm.pipeline.warmup.ratio, 3)}, ${f(farm.pipeline.warmup.cpuMsPerFrame)} ms CPU per frame`,
       `frame checksum over a 3 MiB frame: arena (wasm SIMD) ${f(farm.checksum.wasmBytesPerS / 1e9)} GB/s → ratio ` +
         `${f(farm.checksum.wasmBytesPerS / farm.copyBytesPerS)}, ArrayBuffer (JS) ${f(farm.checksum.jsBytesPerS / 1e9)} GB/s → ` +
         `ratio ${f(farm.checksum.jsBytesPerS / farm.copyBytesPerS)} (vs TypedArray.set)`,

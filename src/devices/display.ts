@@ -7,7 +7,8 @@
  * wait for the next vblank, then scan out: a CRC (checksum) of the bytes shown. The previous frame's
  * release fence is signalled at this flip: a buffer is held until the next one replaces it. A frame whose
  * fence completed with an error (its producer failed or was timed out) is not shown — the screen keeps the
- * previous one — and is counted in `failedFrames`.
+ * previous one — and is counted in `failedFrames`. The result's `scanoutNs` has each shown frame's scan-out
+ * time (virtual on the sim host, the process's monotonic clock on workers), as page-flip events carry.
  *
  * CPU scan-out (knob `cpuScanout`, a software compositor or a screenshot path): the display reads the
  * frame through a CPU mapping instead of by DMA, bracketed by DMA_BUF_IOCTL_SYNC START/END(READ) after the
@@ -96,6 +97,8 @@ export const display = defineDevice<DisplayKnobs>({
     const checksums: number[] = [];
     let failedFrames = 0;
     let shown = 0;
+    /** When each frame shown was scanned out (the device clock): what a DRM page-flip event's timestamp gives. */
+    const scanoutNs: number[] = [];
     const shots = { screenshots: [] as number[], screenshotsBlack: 0, screenshotsFailed: 0 };
     /** Each buffer's CPU view for screenshots, made at its first capture (null: the kernel refused it). */
     const shotMaps = new Map<number, CpuMapping | null>();
@@ -163,6 +166,7 @@ export const display = defineDevice<DisplayKnobs>({
         crc = await ctx.checksum(slot.map, 0, frame.buffer.sizeBytes);
       }
       checksums.push(crc);
+      scanoutNs.push(ctx.nowNs());
       ctx.log('scanout', { seq: frame.seq, buffer: frame.buffer.id, crc });
       shown++;
       if (k.screenshotEvery > 0 && shown % k.screenshotEvery === 0) await screenshot(frame.buffer);
@@ -177,6 +181,6 @@ export const display = defineDevice<DisplayKnobs>({
     }
     if (previousFrameFence) await ctx.put(previousFrameFence);
     for (const { att } of imported.values()) await ctx.detach(att);
-    return { frames: checksums.length, checksums, failedFrames, ...shots };
+    return { frames: checksums.length, checksums, scanoutNs, failedFrames, ...shots };
   },
 });

@@ -13,9 +13,10 @@
  * fence completed with an error (its producer failed or was timed out) is not decoded: the decode fence
  * completes with that error, passed on to the consumer, and the frame counts in `failedFrames`.
  *
- * Decode is a deterministic function of the bitstream bytes (`decodeNv12`): with h = FNV-1a of the bytes
- * read, luma stripe j (rows 16j..16j+15, a macroblock row) is filled with bitstream[j mod len] XOR (h & 0xff),
- * and the whole chroma plane with (h >>> 8) & 0xff. A consumer's checksums are then predictable.
+ * Decode is a deterministic function of the bitstream bytes (`decodeNv12`): with h = the frame checksum
+ * (checksum.ts) of the access unit, luma stripe j (rows 16j..16j+15, a macroblock row) is filled with
+ * unit[j mod len] XOR (h & 0xff), and the whole chroma plane with (h >>> 8) & 0xff. A consumer's checksums
+ * are then predictable.
  *
  * Secure mode (`secure: true`, the secure video path): output buffers come from the heap named by
  * `secureHeap`, by default the TEE's `protected,secure-video` (a scenario gives it a pool with
@@ -33,7 +34,7 @@
 import { z } from 'zod';
 import { DMA_RESV_USAGE_READ, DMA_RESV_USAGE_WRITE } from '../kernel/dma-resv.js';
 import { nv12Bytes } from './camera.js';
-import { bytesOfFills, checksumOfFills } from './checksum.js';
+import { bytesOfFills, checksumBytes, checksumOfFills } from './checksum.js';
 import {
   type AttachmentRef,
   type BufferRef,
@@ -82,30 +83,37 @@ export const videoDecoderKnobs = z
   .strict();
 export type VideoDecoderKnobs = z.infer<typeof videoDecoderKnobs>;
 
-/** The decode's hash of an access unit: byte-wise FNV-1a (32-bit). */
-export function fnv1a(bytes: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
-  return h >>> 0;
+/** Luma stripes of a picture: how many bytes of an access unit decode looks at beyond its hash. */
+export function decodeStripes(height: number): number {
+  return Math.ceil(height / DECODE_STRIPE_ROWS);
 }
 
-/** What decode writes, as [offset, length, value] fills over the picture (see the contract). */
-export function decodeFills(bitstream: Uint8Array, width: number, height: number): [number, number, number][] {
-  const h = fnv1a(bitstream);
+/**
+ * What decode writes, as [offset, length, value] fills over the picture (see the contract), from the
+ * access unit's checksum `hash`, its length, and its first `min(unitBytes, decodeStripes(height))` bytes.
+ */
+export function decodeFills(
+  hash: number,
+  unitBytes: number,
+  head: Uint8Array,
+  width: number,
+  height: number,
+): [number, number, number][] {
   const luma = width * height;
   const out: [number, number, number][] = [];
   for (let j = 0; j * DECODE_STRIPE_ROWS < height; j++) {
     const rows = Math.min(DECODE_STRIPE_ROWS, height - j * DECODE_STRIPE_ROWS);
-    const value = ((bitstream[j % Math.max(1, bitstream.length)] ?? 0) ^ h) & 0xff;
+    const value = ((head[j % Math.max(1, unitBytes)] ?? 0) ^ hash) & 0xff;
     out.push([j * DECODE_STRIPE_ROWS * width, rows * width, value]);
   }
-  out.push([luma, nv12Bytes(width, height) - luma, (h >>> 8) & 0xff]);
+  out.push([luma, nv12Bytes(width, height) - luma, (hash >>> 8) & 0xff]);
   return out;
 }
 
-/** The decoded picture as bytes (for tests and tools: the device itself only fills). */
-export function decodeNv12(bitstream: Uint8Array, width: number, height: number): Uint8Array {
-  return bytesOfFills(nv12Bytes(width, height), decodeFills(bitstream, width, height));
+/** The decoded picture of an access unit, as bytes (for tests and tools: the device itself only fills). */
+export function decodeNv12(unit: Uint8Array, width: number, height: number): Uint8Array {
+  const head = unit.subarray(0, decodeStripes(height));
+  return bytesOfFills(nv12Bytes(width, height), decodeFills(checksumBytes(unit), unit.length, head, width, height));
 }
 
 interface Slot {
@@ -186,10 +194,12 @@ export const videoDecoder = defineDevice<VideoDecoderKnobs>({
         source = o.map;
         sourceBytes = k.bitstreamBytes;
       }
-      const bitstream = await ctx.read(source, 0, sourceBytes);
+      // The access unit's checksum, in place, and the few bytes decode looks at besides.
+      const hash = await ctx.checksum(source, 0, sourceBytes);
+      const head = await ctx.read(source, 0, Math.min(sourceBytes, decodeStripes(k.height)));
       const jitter = k.jitterNs > 0 ? ctx.prng.int(-k.jitterNs, k.jitterNs) : 0;
       await ctx.busy(Math.max(0, k.decodeNs + jitter));
-      const fills = decodeFills(bitstream, k.width, k.height);
+      const fills = decodeFills(hash, sourceBytes, head, k.width, k.height);
       for (const [offset, length, value] of fills) await ctx.fill(slot.map, offset, length, value);
       checksums.push(checksumOfFills(slot.buf.sizeBytes, fills)); // what it wrote, without reading it back
       if (!k.bugs.signalBeforeWrite && seq !== k.bugs.skipFenceSignal) await ctx.signal(fence);
