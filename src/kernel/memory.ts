@@ -86,6 +86,12 @@ const ARENA_ALIGN_PAGES = (16 << 20) >> PAGE_SHIFT;
 
 export class PhysicalMemory {
   private readonly arenas: Arena[] = [];
+  /**
+   * Per arena, one byte per page: 1 once the page was ever zeroed for an allocation (and so possibly
+   * written since). A fresh wasm memory is zero, so a page never handed out needs no zeroing: a run boots
+   * a kernel per schedule, and most of its allocations land on such pages.
+   */
+  private readonly used: Uint8Array[] = [];
   private nextPfn = PHYS_BASE_BYTES >> PAGE_SHIFT;
 
   addArena(name: string, sizeBytes: number): Arena {
@@ -103,6 +109,7 @@ export class PhysicalMemory {
       bytes: new Uint8Array(sab, 0, sizeBytes),
     };
     this.arenas.push(arena);
+    this.used.push(new Uint8Array(arena.pageCount));
     const end = arena.basePfn + arena.pageCount;
     this.nextPfn = Math.ceil(end / ARENA_ALIGN_PAGES) * ARENA_ALIGN_PAGES;
     return arena;
@@ -128,11 +135,30 @@ export class PhysicalMemory {
     return arena.bytes.subarray(offset, offset + lengthBytes);
   }
 
+  /** Zero a run about to be handed out (skipping pages no allocation ever had: still zero). */
   zeroRun(run: PageRun): void {
-    const bytes = this.view(run.pfn * PAGE_SIZE, run.pageCount * PAGE_SIZE);
-    // V8 fills a Uint8Array on shared memory byte by byte; a page run is 8-byte aligned, and a 64-bit
-    // fill of zeros is the same bytes at ~3× the speed.
-    new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8).fill(0);
+    const i = this.arenas.findIndex((a) => run.pfn >= a.basePfn && run.pfn < a.basePfn + a.pageCount);
+    const arena = this.arenas[i];
+    const used = this.used[i];
+    assert(arena !== undefined && used !== undefined, `pfn ${run.pfn} is in no arena`);
+    const first = run.pfn - arena.basePfn;
+    assert(first + run.pageCount <= arena.pageCount, 'page run crosses an arena end');
+    // Zero each stretch of pages that were handed out before, as one fill.
+    let p = first;
+    const end = first + run.pageCount;
+    while (p < end) {
+      if (!used[p]) {
+        p++;
+        continue;
+      }
+      let q = p;
+      while (q < end && used[q]) q++;
+      // V8 fills a Uint8Array on shared memory byte by byte; pages are 8-byte aligned, and a 64-bit fill of
+      // zeros is the same bytes at ~3× the speed.
+      new Float64Array(arena.sab, p * PAGE_SIZE, ((q - p) * PAGE_SIZE) / 8).fill(0);
+      p = q;
+    }
+    used.fill(1, first, end);
   }
 }
 
