@@ -343,6 +343,20 @@ describe('video decoder', () => {
   });
 });
 
+describe('display', () => {
+  it('reports when it scanned each frame out: at vblanks, one per frame shown, never two in one refresh', async () => {
+    const r = await run(playbackScenario({}, { refreshHz: 50 }));
+    expectClean(r);
+    const periodNs = 1e9 / 50;
+    const at = (r.devices.disp0 as { scanoutNs: number[] }).scanoutNs;
+    expect(at).toHaveLength(6);
+    for (const [i, t] of at.entries()) {
+      expect(t % periodNs, `frame ${i} at a vblank`).toBe(0);
+      if (i > 0) expect(t - (at[i - 1] as number)).toBeGreaterThanOrEqual(periodNs);
+    }
+  });
+});
+
 describe('tee', () => {
   const teeScenario = (knobs: Record<string, unknown> = {}): ScenarioInput => ({
     name: 'tee',
