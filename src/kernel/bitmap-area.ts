@@ -7,7 +7,7 @@
  * exactly a range `alloc` returned. Alignment is relative to the physical pfn, as CMA's is.
  */
 import { assert } from './assert.js';
-import type { Arena } from './memory.js';
+import type { Arena, PageRun } from './memory.js';
 
 export class BitmapArea {
   readonly arena: Arena;
@@ -37,6 +37,17 @@ export class BitmapArea {
       if (run > best) best = run;
     }
     return best;
+  }
+
+  /**
+   * A gen_pool-style allocation (page granular, no alignment): a run of `count` pages, or null when the
+   * pool cannot hold it. What a carveout or a TEE static pool hands out per buffer (not yet zeroed).
+   */
+  takeRun(count: number): PageRun | null {
+    // Not enough free pages at all: skip the first-fit scan.
+    if (count > this.totalPages - this.usedPages) return null;
+    const pfn = this.alloc(count, 0);
+    return pfn === null ? null : { pfn, pageCount: count };
   }
 
   /** First fit of `count` pages whose pfn is a multiple of 2^alignOrder; absolute pfn or null. */

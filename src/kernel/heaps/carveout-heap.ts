@@ -33,13 +33,12 @@ export function carveoutHeapOps(k: KernelCore, list: DmaBufList, pool: BitmapAre
   return {
     allocate(heap: DmaHeap, lenBytes: number, fdFlags: number): DmaBuf | Errno {
       const pageCount = lenBytes / PAGE_SIZE;
-      if (pageCount > pool.totalPages - pool.usedPages) return -ENOMEM;
-      const pfn = pool.alloc(pageCount, 0);
-      if (pfn === null) return -ENOMEM;
-      const run = { pfn, pageCount };
-      k.cache.invalidate(pfn * PAGE_SIZE, lenBytes);
+      const run = pool.takeRun(pageCount);
+      if (run === null) return -ENOMEM;
+      // Stale CPU lines go first (discarded, not written back), so none can land over the zeros.
+      k.cache.invalidate(run.pfn * PAGE_SIZE, lenBytes);
       k.mem.zeroRun(run);
-      const buf: PageBuffer = { runs: [run], pageCount, cached: true, free: () => pool.release(pfn, pageCount) };
+      const buf: PageBuffer = { runs: [run], pageCount, cached: true, free: () => pool.release(run.pfn, pageCount) };
       const dmabuf = dmaBufExport(k, list, { expName: heap.name, ops, sizeBytes: lenBytes, flags: fdFlags, priv: buf });
       if (isErr(dmabuf)) buf.free();
       return dmabuf;

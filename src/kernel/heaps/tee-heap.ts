@@ -88,13 +88,11 @@ export function teeHeapOps(k: KernelCore, list: DmaBufList, pool: BitmapArea): D
   return {
     allocate(heap: DmaHeap, lenBytes: number, fdFlags: number): DmaBuf | Errno {
       const pageCount = lenBytes / PAGE_SIZE;
-      if (pageCount > pool.totalPages - pool.usedPages) return -ENOMEM;
-      const pfn = pool.alloc(pageCount, 0);
-      if (pfn === null) return -ENOMEM;
-      const run = { pfn, pageCount };
+      const run = pool.takeRun(pageCount);
+      if (run === null) return -ENOMEM;
       // The secure world hands out cleared memory; the CPU has no lines of it to invalidate.
       k.mem.zeroRun(run);
-      const buf: TeeBuffer = { run, free: () => pool.release(pfn, pageCount) };
+      const buf: TeeBuffer = { run, free: () => pool.release(run.pfn, pageCount) };
       const dmabuf = dmaBufExport(k, list, {
         expName: heap.name,
         ops: teeBufOps,
