@@ -348,7 +348,7 @@ describe('display', () => {
     const r = await run(playbackScenario({}, { refreshHz: 50 }));
     expectClean(r);
     const periodNs = 1e9 / 50;
-    const at = (r.devices.disp0 as { scanoutNs: number[] }).scanoutNs;
+    const at = result(r, 'disp0').scanoutNs as number[];
     expect(at).toHaveLength(6);
     for (const [i, t] of at.entries()) {
       expect(t % periodNs, `frame ${i} at a vblank`).toBe(0);
