@@ -19,12 +19,13 @@
  * Beside it, not held against the target, frames 31-300 of 300-frame runs: the first half second, still
  * in that compilation (the detector's time ratio is measured there, on and off alternated).
  */
+import { fileURLToPath } from 'node:url';
 import { nv12Bytes } from '../devices/camera.js';
 import { checksumBytes } from '../devices/checksum.js';
 import { sharedWasmMemory } from '../kernel/memory.js';
 import { explore } from '../workers/explore.js';
 import { type Report, runScenario } from '../workers/run-scenario.js';
-import { defineScenario, type Scenario } from '../workers/scenario.js';
+import type { Scenario } from '../workers/scenario.js';
 import { loadScenario } from '../workers/scenario-loader.js';
 
 function median(xs: number[]): number {
@@ -174,29 +175,10 @@ async function pipelineRun(
   return { windows: figures, rssPeakBytes, report };
 }
 
-/** A 5-device, 30-frame scenario with small frames: what exploration runs thousands of times. */
-function simScenario(): Scenario {
-  const small = { width: 64, height: 64, buffers: 4 };
-  return defineScenario({
-    name: 'bench-sim-5',
-    frames: 30,
-    // Sized to what 64×64 frames need: a sweep boots one kernel per run.
-    kernel: { systemBytes: 4 << 20, cmaBytes: 0, carveoutBytes: 0, fences: 256, resvs: 64 },
-    devices: {
-      cam0: { model: 'camera', knobs: small },
-      cam1: { model: 'camera', knobs: small },
-      cam2: { model: 'camera', knobs: small },
-      gpu0: { model: 'gpu', knobs: { inputs: 3, width: 64, height: 64 } },
-      disp0: { model: 'display' },
-    },
-    links: [
-      { from: 'cam0.out', to: 'gpu0.in0' },
-      { from: 'cam1.out', to: 'gpu0.in1' },
-      { from: 'cam2.out', to: 'gpu0.in2' },
-      { from: 'gpu0.out', to: 'disp0.in' },
-    ],
-  });
-}
+/** The 5-device, 30-frame scenario exploration runs thousands of times (a file: pool workers load it). */
+const SIM_SCENARIO = fileURLToPath(
+  new URL(`../../scenarios/bench/sim-5${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+);
 
 export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const copyBytesPerS = copyBandwidth();
@@ -246,7 +228,7 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
     memoryTarget: 1.25,
   };
 
-  const sim = simScenario();
+  const sim = await loadScenario(SIM_SCENARIO);
   const coldRuns = quick ? 10 : 60;
   const runs = quick ? 20 : 120;
   const simRate = async (firstSeed: number, n: number): Promise<number> => {
@@ -261,9 +243,11 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const coldSchedulesPerS = await simRate(1, coldRuns);
   const schedulesPerS = await simRate(1 + coldRuns, runs);
 
-  const exploreScenario = 'gpu-composition';
+  // Long enough that each pool worker's own warm-up (a fresh isolate, as in the first runs above) is a
+  // small part of it: a 120-run sweep measured mostly that.
+  const exploreScenario = sim.name;
   const sweep = async (workers: number): Promise<number> =>
-    (await explore({ scenario: exploreScenario, runs: quick ? 20 : 120, workers, frames: 30 })).schedulesPerS;
+    (await explore({ scenario: SIM_SCENARIO, runs: quick ? 100 : 2000, workers })).schedulesPerS;
   const workers1PerS = await sweep(1);
   const workers2PerS = await sweep(2);
   return {
