@@ -198,7 +198,7 @@ async function main(): Promise<void> {
         `${f(farm.checksum.wasmBytesPerS / farm.copyBytesPerS)}, ArrayBuffer (JS) ${f(farm.checksum.jsBytesPerS / 1e9)} GB/s → ` +
         `ratio ${f(farm.checksum.jsBytesPerS / farm.copyBytesPerS)} (vs TypedArray.set)`,
       `deterministic host, ${farm.sim.scenario} (${farm.sim.devices} devices, ${farm.sim.frames} frames): ` +
-        `${f(farm.sim.schedulesPerS, 0)} schedules/s steady state (runs ${farm.sim.coldRuns + 1}–${farm.sim.coldRuns + farm.sim.runs}; ` +
+        `${f(farm.sim.schedulesPerS, 0)} schedules/s steady state (runs ${farm.sim.warmupRuns + 1}–${farm.sim.warmupRuns + farm.sim.runs} of a fresh worker; ` +
         `target ≥ ${farm.sim.target}) ${farm.sim.schedulesPerS >= farm.sim.target ? 'OK' : 'UNDER TARGET'}; ` +
         `${f(farm.sim.coldSchedulesPerS, 0)} schedules/s over the first ${farm.sim.coldRuns} runs (JIT warming up)`,
       `race detector on ÷ off, ${farm.pipeline.scenario}: time per frame ${f(farm.detector.timeRatio)}× ` +
