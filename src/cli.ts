@@ -24,7 +24,7 @@ import { runKernelDemo } from './workers/kernel-demo.js';
 import { createLogger, type Logger } from './workers/log.js';
 import { freshSeed } from './workers/prng.js';
 import type { HostKind, Report } from './workers/run-scenario.js';
-import { runScenario } from './workers/run-scenario.js';
+import { runScenario, scenarioKernelOptions } from './workers/run-scenario.js';
 import { ScenarioError } from './workers/scenario.js';
 import { builtinScenarioNames, loadScenario } from './workers/scenario-loader.js';
 import { parseScheduleSpec, type ScheduleSpec, ScheduleSpecError } from './workers/schedule-policy.js';
@@ -254,15 +254,27 @@ function demoCommand(argv: { seed: number | undefined; json: boolean }): number 
   return report.warnings > 0 ? 1 : 0;
 }
 
-function heapsCommand(argv: { json: boolean }): number {
-  const k = new Kernel();
+async function heapsCommand(argv: { scenario: string | undefined; json: boolean }): Promise<number> {
+  let k: Kernel;
+  if (argv.scenario === undefined) k = new Kernel();
+  else {
+    try {
+      k = new Kernel(scenarioKernelOptions(await loadScenario(argv.scenario)));
+    } catch (e) {
+      if (e instanceof ScenarioError || e instanceof UsageError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   const heaps = k.heaps.all().map((h) => ({ name: h.name, path: `/dev/dma_heap/${h.name}`, ...h.properties }));
   if (argv.json) process.stdout.write(`${JSON.stringify(heaps, null, 2)}\n`);
   else {
     for (const h of heaps) {
+      const r = h.restriction;
+      const restriction =
+        r.kind === 'protected' ? `protected (${r.useCase}; firewall: ${r.firewall.join(', ')})` : r.kind;
       process.stdout.write(
-        `${h.name.padEnd(20)} ${h.backing.padEnd(9)} ${h.contiguity.padEnd(9)} ${h.cpuCache.padEnd(9)} ` +
-          `${(h.capacityBytes >> 20).toString().padStart(5)} MiB  restriction=${h.restriction.kind}\n`,
+        `${h.name.padEnd(28)} ${h.backing.padEnd(16)} ${h.contiguity.padEnd(9)} ${h.cpuCache.padEnd(9)} ` +
+          `${(h.capacityBytes / (1 << 20)).toFixed(1).padStart(7)} MiB  restriction=${restriction}\n`,
       );
     }
   }
@@ -395,11 +407,17 @@ export async function main(args: string[]): Promise<number> {
       },
     )
     .command(
-      'heaps',
-      'List the DMA heaps a default kernel registers, with their properties',
-      (y) => y.option('json', { type: 'boolean', default: false }),
-      (a) => {
-        code = heapsCommand({ json: a.json });
+      'heaps [scenario]',
+      "List the DMA heaps a kernel registers, with their properties: a default kernel's, or a scenario's",
+      (y) =>
+        y
+          .positional('scenario', {
+            type: 'string',
+            describe: 'a name or a .ts/.js file (its kernel: protected heaps, vram)',
+          })
+          .option('json', { type: 'boolean', default: false }),
+      async (a) => {
+        code = await heapsCommand({ scenario: a.scenario, json: a.json });
       },
     )
     .demandCommand(1, 'name a command: run, explore, merge, list, demo or heaps')

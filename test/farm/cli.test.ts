@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../../src/workers/run-scenario.js';
 import { builtinScenarioNames } from '../../src/workers/scenario-loader.js';
@@ -72,6 +73,7 @@ describe('bad input exits 2 and says what was wrong', () => {
     ['--host gpu', ['run', 'camera-preview', '--host', 'gpu'], [/host/, /"gpu"/, /"worker", "sim"/]],
     ['an unknown option', ['run', 'camera-preview', '--colour', 'red'], [/Unknown argument: colour/]],
     ['an unknown command', ['frobnicate'], [/frobnicate/]],
+    ['heaps of an unknown scenario', ['heaps', 'no-such-scenario'], [/no-such-scenario/, /known: .*camera-preview/]],
   ];
   // Separate processes with nothing shared: run them side by side.
   it.concurrent.for(cases)('%s', async ([_what, args, patterns], { expect }) => {
@@ -94,6 +96,21 @@ describe('runs', () => {
     expect(r.stdout).toMatch(/^camera-preview +ok +30 frames +0 findings/m);
     expect(r.stdout).toMatch(/^SUMMARY: 1 scenario\(s\), 0 finding\(s\), all as expected$/m);
     expect(r.stdout).not.toContain('replay:');
+  });
+
+  it("lists a scenario's heaps: its protected pools with the firewall each admits", async () => {
+    const file = fileURLToPath(new URL('../../scenarios/misuse/gpu-sample-protected.ts', import.meta.url));
+    const r = await runCli(['heaps', file, '--json'], dir);
+    expect(r.code, r.stderr).toBe(0);
+    const heaps = JSON.parse(r.stdout) as { name: string; capacityBytes: number; restriction: { kind: string } }[];
+    expect(heaps.find((h) => h.name === 'protected,secure-video')).toMatchObject({
+      capacityBytes: 1 << 20,
+      restriction: { kind: 'protected', useCase: 'secure-video', firewall: ['video-decoder', 'display', 'tee'] },
+    });
+    const plain = await runCli(['heaps'], dir);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(/^system +buddy/m);
+    expect(plain.stdout).not.toContain('protected');
   });
 
   it('lists every built-in scenario', async () => {
