@@ -1039,7 +1039,7 @@ export class DeviceRuntime implements DeviceContext {
     return ww;
   }
   async lock(buf: BufferRef, acq: AcquireCtx | null): Promise<number> {
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('lock');
     const ww = this.ww(acq);
     if (ww === undefined) return -EINVAL;
@@ -1050,7 +1050,7 @@ export class DeviceRuntime implements DeviceContext {
     return r;
   }
   async lockSlow(buf: BufferRef, acq: AcquireCtx): Promise<number> {
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('lock');
     const ww = this.ww(acq);
     if (ww === undefined) return -EINVAL;
@@ -1066,7 +1066,7 @@ export class DeviceRuntime implements DeviceContext {
     this.heldLocks.set(bufferId, ww);
   }
   async unlock(buf: BufferRef): Promise<void> {
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('unlock');
     this.ev('unlock', buf.id);
     if (!this.heldLocks.has(buf.id) && this.alreadyAnswered.has(buf.id)) {
@@ -1100,13 +1100,13 @@ export class DeviceRuntime implements DeviceContext {
     for (const b of [...this.alreadyAnswered]) if (!this.heldLocks.has(b)) this.alreadyAnswered.delete(b);
   }
   async reserveFences(buf: BufferRef, n: number): Promise<number> {
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('resv');
     return dmaResvReserveFences(obj, n);
   }
   async addFenceLocked(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number> {
     this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('resv');
     const r = dmaResvAddFence(obj, fence, usage);
     if (!r) this.published(fence);
@@ -1232,9 +1232,6 @@ export class DeviceRuntime implements DeviceContext {
   }
 
   // --- resv ---
-  private resv(buf: BufferRef): Promise<DmaResv> {
-    return this.resvById(buf.id);
-  }
   private async resvById(bufferId: number): Promise<DmaResv> {
     let r = this.resvCache.get(bufferId);
     if (r === undefined) {
@@ -1246,7 +1243,7 @@ export class DeviceRuntime implements DeviceContext {
   }
   async addFence(buf: BufferRef, fence: number, usage: DmaResvUsage): Promise<number> {
     this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('resv');
     let ret = await this.lockResv(obj, buf.id, null, false, 'add-fence');
     if (ret) return ret;
@@ -1270,7 +1267,7 @@ export class DeviceRuntime implements DeviceContext {
     return ret;
   }
   async waitResv(buf: BufferRef, usage: DmaResvUsage, timeoutNs = Number.POSITIVE_INFINITY): Promise<number> {
-    const obj = await this.resv(buf);
+    const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     this.noteResvWait(buf.id, obj, usage);
     this.ev('resv-wait', buf.id, usage);
     // Fences already signalled are not waited for, but seeing them signalled orders us after them too.
