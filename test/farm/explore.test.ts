@@ -28,7 +28,8 @@ import { type CliResult, ROOT } from '../fixtures/farm/cli.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'explore');
 const SIGNAL_TWICE = join(FIXTURES, 'signal-twice.ts');
-const FIVE_DEVICES = join(FIXTURES, 'five-devices.ts');
+/** The bench's deterministic-host scenario: five devices, small frames. */
+const FIVE_DEVICES = join(ROOT, 'scenarios', 'bench', 'sim-5.ts');
 const OTHER = join(FIXTURES, 'other-scenario.ts');
 
 // ---------------------------------------------------------------------------------------------------------
