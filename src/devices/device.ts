@@ -2,12 +2,17 @@
  * The device API: what a simulated device (camera, decoder, GPU, display, TEE, or a user's own model) may
  * do. Models are written once against `DeviceContext` and run unchanged on both hosts:
  * - the worker host: one worker_thread per device, real parallelism, blocking waits on Atomics;
- * - the deterministic (sim) host: every device on one thread, and every call below that touches shared
- *   state is a scheduling point where a seeded scheduler picks who runs next.
+ * - the deterministic (sim) host: every device on one thread, and every call below that another device
+ *   can observe or be ordered by (fences, resv locks, links, buffers and mappings, `busy`) is a scheduling
+ *   point where a seeded scheduler picks who runs next. Memory accesses (`read`, `write`, `fill`, `copy`,
+ *   `checksum`, their CPU twins) are not: they order nothing, so an unordered pair is a race whichever
+ *   order they run in, and the happens-before detector reports it on every schedule (loom and TSan treat
+ *   plain accesses the same way). To let a consumer see a half-written frame, put a `busy` between the
+ *   writes, as a real engine takes time to write one.
  *
  * Contract for models:
- * - Every call is async; await it. Between two awaits a device runs alone (on the sim host) — that is the
- *   unit of interleaving. Do not keep your own timers or threads; use `busy` for work that takes time.
+ * - Every call is async; await it. Between two scheduling points a device runs alone (on the sim host) —
+ *   that is the unit of interleaving. Do not keep your own timers or threads; use `busy` for work that takes time.
  * - Buffers are named by `BufferRef`s; bytes are reached only through a `Mapping` (DMA addresses behind it),
  *   so a device never sees pages. `read`/`write` touch shared memory in place; `read` returns a copy the
  *   device owns.

@@ -505,7 +505,6 @@ export class DeviceRuntime implements DeviceContext {
   }
 
   async cpuWrite(cm: CpuMapping, offset: number, data: Uint8Array): Promise<void> {
-    await this.block.point('cpu-write');
     this.ev('cpu-write', cm.buffer.id, offset, data.length);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
     this.syncMisuse(this.cpuBrackets.access(cm.buffer.id, true, 'cpu-write'));
@@ -523,7 +522,6 @@ export class DeviceRuntime implements DeviceContext {
     }
   }
   async cpuRead(cm: CpuMapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
-    await this.block.point('cpu-read');
     this.ev('cpu-read', cm.buffer.id, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const cached = this.cpuMaps.get(cm.id)?.cached ?? true;
@@ -645,7 +643,6 @@ export class DeviceRuntime implements DeviceContext {
   }
 
   async write(m: Mapping, offset: number, data: Uint8Array): Promise<void> {
-    await this.block.point('write');
     this.ev('write', m.bufferId, offset, data.length);
     const spans = this.spans(m, offset, data.length, true);
     if (spans === null || spans === FIREWALLED) return;
@@ -657,7 +654,6 @@ export class DeviceRuntime implements DeviceContext {
     }
   }
   async fill(m: Mapping, offset: number, lengthBytes: number, value: number): Promise<void> {
-    await this.block.point('write');
     this.ev('fill', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, true);
     if (spans === null || spans === FIREWALLED) return;
@@ -665,7 +661,6 @@ export class DeviceRuntime implements DeviceContext {
     for (const s of spans) fillBytes(s, value);
   }
   async read(m: Mapping, offset: number, lengthBytes: number): Promise<Uint8Array> {
-    await this.block.point('read');
     this.ev('read', m.bufferId, offset, lengthBytes);
     const out = new Uint8Array(lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
@@ -679,7 +674,6 @@ export class DeviceRuntime implements DeviceContext {
     return out;
   }
   async checksum(m: Mapping, offset: number, lengthBytes: number): Promise<number> {
-    await this.block.point('read');
     this.ev('checksum', m.bufferId, offset, lengthBytes);
     const spans = this.spans(m, offset, lengthBytes, false);
     if (spans === null) return 0;
@@ -690,7 +684,6 @@ export class DeviceRuntime implements DeviceContext {
     return c.digest();
   }
   async copy(src: Mapping, srcOffset: number, dst: Mapping, dstOffset: number, lengthBytes: number): Promise<void> {
-    await this.block.point('write');
     this.ev('copy', src.bufferId, dst.bufferId, lengthBytes);
     const from = this.spans(src, srcOffset, lengthBytes, false);
     const to = this.spans(dst, dstOffset, lengthBytes, true);

@@ -3,8 +3,8 @@
  * scheduling point, which device runs next. Same seed, same interleaving, same result.
  *
  * Contract:
- * - A device runs alone from one scheduling point to the next (its code between two awaits of the
- *   context). At a point it parks, with an optional readiness test (a fence signalled, room on a link)
+ * - A device runs alone from one scheduling point to the next (the context calls another device can
+ *   observe; memory accesses are not points, see device.ts). At a point it parks, with an optional readiness test (a fence signalled, room on a link)
  *   and an optional wake time (busy, or a wait's timeout).
  * - Time is virtual: it advances only when nothing is runnable, to the earliest wake time.
  * - Nothing runnable, nothing asleep, devices still parked: a hang, seen at the step it happens. The
