@@ -17,7 +17,7 @@
  *
  * Storage is one SharedArrayBuffer, shared by the kernel thread and device workers that do CPU access
  * (one CPU, several threads acting for it), every operation under the cache lock:
- *   header               lock, ways, sets
+ *   header               lock, ways, sets, valid lines
  *   tags[set*ways+way]   Float64 physical line number, -1 when invalid
  *   dirty[set*ways+way]  0/1
  *   next[set]            round-robin victim way
@@ -43,6 +43,11 @@ export type PhysView = (phys: number, lengthBytes: number) => Uint8Array;
 const H_LOCK = 0;
 const H_WAYS = 1;
 const H_SETS = 2;
+// Valid lines in the whole cache (Atomics; changed under the lock). Maintenance of an empty cache — every
+// DMA map and allocation when no device uses the CPU — returns without the lock or a scan. Skipping on a
+// zero read outside the lock is what taking the lock at that instant would have found: a line filled
+// concurrently by another thread is unordered with this maintenance either way.
+const H_VALID = 3;
 const HEADER_BYTES = 64;
 
 export class CpuCache {
@@ -132,14 +137,16 @@ export class CpuCache {
 
   /** Write back dirty lines in [phys, phys+len); lines stay valid and become clean. */
   clean(phys: number, lengthBytes: number): void {
+    if (this.empty()) return;
     this.locked(() => this.forEachCached(phys, lengthBytes, (slot) => this.writeBack(slot)));
   }
 
   /** Drop every line in [phys, phys+len), discarding dirty data as dcache_inval_poc does. */
   invalidate(phys: number, lengthBytes: number): void {
+    if (this.empty()) return;
     this.locked(() =>
       this.forEachCached(phys, lengthBytes, (slot) => {
-        this.tags[slot] = -1;
+        this.drop(slot);
         this.dirty[slot] = 0;
       }),
     );
@@ -147,12 +154,24 @@ export class CpuCache {
 
   /** Write back everything; used when memory is handed back to an allocator. */
   cleanInvalidate(phys: number, lengthBytes: number): void {
+    if (this.empty()) return;
     this.locked(() =>
       this.forEachCached(phys, lengthBytes, (slot) => {
         this.writeBack(slot);
-        this.tags[slot] = -1;
+        this.drop(slot);
       }),
     );
+  }
+
+  /** No valid line anywhere (see H_VALID). */
+  private empty(): boolean {
+    return Atomics.load(this.header, H_VALID) === 0;
+  }
+
+  /** Invalidate a valid slot (cache lock held). */
+  private drop(slot: number): void {
+    this.tags[slot] = -1;
+    Atomics.sub(this.header, H_VALID, 1);
   }
 
   /** Number of dirty lines in a range: lets tests and detectors see unflushed CPU writes. */
@@ -198,6 +217,8 @@ export class CpuCache {
     if ((this.tags[slot] ?? -1) >= 0) {
       this.stats.evictions++;
       this.writeBack(slot);
+    } else {
+      Atomics.add(this.header, H_VALID, 1);
     }
     this.tags[slot] = line;
     this.dirty[slot] = 0;

@@ -409,25 +409,25 @@ export function dmaResvLockHolder(obj: DmaResv): number {
 /**
  * `dma_resv_lock` / `dma_resv_lock_slow` for a caller that blocks its own way: a device on the sim host
  * parks in the scheduler (all devices share one thread, so none may sleep the thread), a device worker
- * sleeps between heartbeats. `sleep(holder)` returns once the holder may have changed. Same results and
- * the same debug checks as the blocking calls; `task` is the locking task when `ctx` is null.
+ * sleeps between heartbeats. Same results and the same debug checks as the blocking calls; `task` is the
+ * locking task when `ctx` is null.
+ *
+ * In two halves, so the uncontended lock (nearly every one) costs no promise: `dmaResvLockCooperativeTry`
+ * makes the call's checks and its first attempt — 0 or a negative errno is the result, a positive number
+ * is the holder to wait for; then the caller waits its own way and calls `dmaResvLockCooperativeRetry`
+ * until that returns ≤ 0.
  */
-export async function dmaResvLockCooperative(
-  obj: DmaResv,
-  ctx: WwAcquireCtx | null,
-  task: Task,
-  opts: { slow: boolean; sleep: (holder: number) => Promise<void> },
-): Promise<number> {
-  if (opts.slow && ctx !== null) slowChecks(obj, ctx);
-  lockChecks(obj, ctx, opts.slow);
-  for (;;) {
-    const holder = lockTry(obj, ctx?.task ?? task, ctx, opts.slow);
-    if (holder <= 0) {
-      if (holder === 0 && opts.slow && ctx !== null) ctx.contended = null;
-      return holder;
-    }
-    await opts.sleep(holder);
-  }
+export function dmaResvLockCooperativeTry(obj: DmaResv, ctx: WwAcquireCtx | null, task: Task, slow: boolean): number {
+  if (slow && ctx !== null) slowChecks(obj, ctx);
+  lockChecks(obj, ctx, slow);
+  return dmaResvLockCooperativeRetry(obj, ctx, task, slow);
+}
+
+/** Another attempt after the holder `dmaResvLockCooperativeTry` returned may have changed. */
+export function dmaResvLockCooperativeRetry(obj: DmaResv, ctx: WwAcquireCtx | null, task: Task, slow: boolean): number {
+  const holder = lockTry(obj, ctx?.task ?? task, ctx, slow);
+  if (holder === 0 && slow && ctx !== null) ctx.contended = null;
+  return holder;
 }
 
 /** `dma_resv_trylock(obj)`: true if taken (no context). */

@@ -9,7 +9,7 @@
  * so the same checkers run on both hosts.
  */
 
-import { HbClock, type HbRace, type HbShared } from '../detect/hb.js';
+import { HbClock, type HbRace, type HbShared, type HbSite } from '../detect/hb.js';
 import { describeRace } from '../detect/race-report.js';
 import {
   type CpuAccessFlags,
@@ -62,7 +62,8 @@ import {
   type DmaResvUsage,
   dmaResvAddFence,
   dmaResvGetFences,
-  dmaResvLockCooperative,
+  dmaResvLockCooperativeRetry,
+  dmaResvLockCooperativeTry,
   dmaResvLockHolder,
   dmaResvReserveFences,
   dmaResvUnlock,
@@ -78,7 +79,7 @@ import type { Arena } from '../kernel/memory.js';
 import type { WarningDetail } from '../kernel/trace.js';
 import { PAGE_SIZE } from '../kernel/uapi.js';
 import { MAP_DEAD, MAP_INVALIDATED, type MappingInfo, mappingState } from './device-service.js';
-import { FENCE_LEDGER_ENTRIES_MAX, type FenceLedger } from './fence-ledger.js';
+import type { FenceLedger } from './fence-ledger.js';
 import type { FrameDescriptor, LinkRing } from './link-ring.js';
 import type { Prng } from './prng.js';
 import { OPS, type Op } from './protocol.js';
@@ -233,6 +234,15 @@ export function describeWait(st: WaitStep, names: readonly string[] = deviceName
 /** A device-level failure of a kernel call the model did not expect to fail. */
 /** `spans` for an access a protected buffer's firewall answers without memory (reported at the attach). */
 const FIREWALLED = Symbol('firewalled');
+
+/** Distinct access ranges remembered per mapping (`DeviceRuntime.spanMemos`), replaced round-robin. */
+export const SPAN_MEMO_ENTRIES_MAX = 8;
+interface SpanMemo {
+  offsets: number[];
+  lengths: number[];
+  spans: Uint8Array[][];
+  next: number;
+}
 type Firewalled = typeof FIREWALLED;
 
 export class DeviceCallError extends Error {
@@ -269,6 +279,13 @@ export class DeviceRuntime implements DeviceContext {
   private context = 0;
   private seqno = 0;
   private readonly mappings = new Map<number, MappingInfo>();
+  /**
+   * Per live mapping, the spans of its last SPAN_MEMO_ENTRIES_MAX distinct accesses (devices touch the same
+   * few ranges of a buffer every frame): the arena views need not be walked and cut again. A mapping's sg
+   * entries and the arenas never change while it lives, so an entry stays right until it is unmapped.
+   */
+  private readonly spanMemos = new Map<number, SpanMemo>();
+  private readonly hbSite: HbSite = { op: 0, job: 0, timeNs: 0, waitedCtx: 0, waitedSeqno: 0 };
   private readonly moveHandlers: ((att: AttachmentRef) => void)[] = [];
   private readonly resvCache = new Map<number, DmaResv>();
   private readonly bufferRefs = new Map<number, BufferRef>();
@@ -319,6 +336,15 @@ export class DeviceRuntime implements DeviceContext {
   private readonly acquireCtxs = new Map<number, WwAcquireCtx>();
   /** Lockdep edges this device already sent (each is sent once). */
   private readonly lockdepSent = new Set<string>();
+  /** Buffers whose `signal:<me> → resv:<buffer>` edge was sent (`lockdepSent` without building its key). */
+  private readonly signalEdgesSent = new Set<number>();
+  /** `acquired`, bound once: a wait on a resv passes it for every fence it sees signalled. */
+  private readonly acquiredFn = (f: number): void => this.acquired(f);
+  /** The device index that signals a fence (its timeline's owner), -1 for fences no device signals. */
+  private readonly signallerOf = (f: number): number => {
+    const t = this.shared.fences;
+    return t.opsIdOf(f) === deviceFenceOps ? t.auxOf(f) : -1;
+  };
   /**
    * A wait that did not give what it guards: it timed out (0), or the fence completed with an error. Any
    * access to buffer memory before the device looks (`status`) or waits again is the misread.
@@ -381,7 +407,7 @@ export class DeviceRuntime implements DeviceContext {
 
   // --- control plane ---
   async allocate(heap: string, sizeBytes: number): Promise<BufferRef> {
-    this.signalPathCheck(`allocated ${sizeBytes} bytes`);
+    if (this.signallingDepth > 0) this.signalPathCheck(`allocated ${sizeBytes} bytes`);
     await this.block.point('allocate');
     const r = this.must(`allocate ${sizeBytes} bytes from ${heap}`, await this.cp.allocate(heap, sizeBytes));
     this.bufferRefs.set(r.id, r); // its own buffer coming back on a link needs no kernel call
@@ -409,7 +435,11 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('detach');
     this.ev('detach', att.id);
     this.dynamicAttachments.delete(att.id);
-    for (const [id, m] of this.mappings) if (m.attachmentId === att.id) this.mappings.delete(id);
+    for (const [id, m] of this.mappings) {
+      if (m.attachmentId !== att.id) continue;
+      this.mappings.delete(id);
+      this.spanMemos.delete(id);
+    }
     await this.lockedCall(att.bufferId, () => this.cp.detach(att.id));
   }
   async map(att: AttachmentRef, dir = 0): Promise<Mapping> {
@@ -427,6 +457,7 @@ export class DeviceRuntime implements DeviceContext {
     await this.block.point('unmap');
     this.ev('unmap', m.id);
     this.mappings.delete(m.id);
+    this.spanMemos.delete(m.id);
     await this.lockedCall(m.bufferId, () => this.cp.unmap(m.id));
   }
   async evict(buf: BufferRef): Promise<number> {
@@ -560,7 +591,7 @@ export class DeviceRuntime implements DeviceContext {
     const hb = this.shared.hb;
     if (hb === null) return;
     const t = this.shared.fences;
-    const fences = resvSnapshot(obj, t, hb, (f) => (t.opsIdOf(f) === deviceFenceOps ? t.auxOf(f) : -1));
+    const fences = resvSnapshot(obj, t, hb, this.signallerOf);
     this.resvSeen.set(bufferId, { usage, fences });
   }
 
@@ -614,6 +645,14 @@ export class DeviceRuntime implements DeviceContext {
     // A protected buffer's firewall stops the transaction (reported at the attach): reads see zeros, writes
     // are dropped — as a TrustZone address-space controller answers a master it does not admit.
     if (info.firewalled) return FIREWALLED;
+    let memo = this.spanMemos.get(m.id);
+    if (memo === undefined) {
+      memo = { offsets: [], lengths: [], spans: [], next: 0 };
+      this.spanMemos.set(m.id, memo);
+    }
+    for (let i = 0; i < memo.offsets.length; i++) {
+      if (memo.offsets[i] === offset && memo.lengths[i] === lengthBytes) return memo.spans[i] as Uint8Array[];
+    }
     const out: Uint8Array[] = [];
     let skip = offset;
     let left = lengthBytes;
@@ -628,6 +667,11 @@ export class DeviceRuntime implements DeviceContext {
       left -= n;
       skip = 0;
     }
+    const slot = memo.next;
+    memo.next = (slot + 1) % SPAN_MEMO_ENTRIES_MAX;
+    memo.offsets[slot] = offset;
+    memo.lengths[slot] = lengthBytes;
+    memo.spans[slot] = out;
     return out;
   }
 
@@ -981,19 +1025,43 @@ export class DeviceRuntime implements DeviceContext {
    * dma_resv_lock for this device, parking (sim) or sleeping (worker) while another device holds it. Records
    * the lockdep edges the acquisition makes and, while it blocks, what it waits for.
    */
-  private async lockResv(obj: DmaResv, bufferId: number, ww: WwAcquireCtx | null, slow: boolean, op: string) {
-    this.signalPathCheck(`took the resv lock of buffer ${bufferId}`);
-    const devices = deviceNames.length;
-    const r = await dmaResvLockCooperative(obj, ww, this.shared.task, {
-      slow,
-      sleep: async (holder) => {
-        this.blocked(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, devices), bufferId);
-        this.checkCycle();
-        await this.block.waitLock(obj, holder, bufferId);
-        this.unblocked();
-      },
-    });
-    if (r !== 0) return r;
+  private lockResv(
+    obj: DmaResv,
+    bufferId: number,
+    ww: WwAcquireCtx | null,
+    slow: boolean,
+    op: string,
+  ): number | Promise<number> {
+    if (this.signallingDepth > 0) this.signalPathCheck(`took the resv lock of buffer ${bufferId}`);
+    const r = dmaResvLockCooperativeTry(obj, ww, this.shared.task, slow);
+    if (r > 0) return this.lockResvContended(obj, bufferId, ww, slow, op, r);
+    if (r === 0) this.lockedResv(obj, bufferId, ww, op);
+    return r;
+  }
+
+  /** `lockResv` when another device holds the lock: wait for its holder to change, and try again. */
+  private async lockResvContended(
+    obj: DmaResv,
+    bufferId: number,
+    ww: WwAcquireCtx | null,
+    slow: boolean,
+    op: string,
+    holder: number,
+  ): Promise<number> {
+    let r = holder;
+    while (r > 0) {
+      this.blocked(WAIT_LOCK, this.shared.waitFor.holderOf(bufferId, deviceNames.length), bufferId);
+      this.checkCycle();
+      await this.block.waitLock(obj, r, bufferId);
+      this.unblocked();
+      r = dmaResvLockCooperativeRetry(obj, ww, this.shared.task, slow);
+    }
+    if (r === 0) this.lockedResv(obj, bufferId, ww, op);
+    return r;
+  }
+
+  /** What taking a resv lock means besides the lock word: HB, move_notify delivery, lockdep. */
+  private lockedResv(obj: DmaResv, bufferId: number, ww: WwAcquireCtx | null, op: string): void {
     // Lock release → acquire is a happens-before edge: what the last holder did under it is ordered first.
     this.hb?.acquireResv(obj.index);
     // An exporter moves a buffer and tells its importers under this lock, so a move made before we got it
@@ -1008,8 +1076,10 @@ export class DeviceRuntime implements DeviceContext {
     // A fence the watchdog failed is no longer owed, whether or not this device knows it yet.
     const t = this.shared.fences;
     for (const f of this.ownPublished) if (!t.isLive(f) || dmaFenceGetStatus(t, f) !== 0) this.ownPublished.delete(f);
-    if (this.ownPublished.size > 0) this.lockdepEdge(`signal:${this.name}`, `resv:${bufferId}`, op);
-    return 0;
+    if (this.ownPublished.size > 0 && !this.signalEdgesSent.has(bufferId)) {
+      this.signalEdgesSent.add(bufferId);
+      this.lockdepEdge(`signal:${this.name}`, `resv:${bufferId}`, op);
+    }
   }
 
   acquireInit(): AcquireCtx {
@@ -1166,7 +1236,7 @@ export class DeviceRuntime implements DeviceContext {
   /** Note a reference the device now holds; a full ledger fails the device (it is hoarding fences). */
   private hold(fence: number, own: boolean): void {
     if (!this.ledger.add(fence, own)) {
-      throw new DeviceCallError(`hold more than ${FENCE_LEDGER_ENTRIES_MAX} fences at once`, -EMFILE);
+      throw new DeviceCallError(`hold more than ${this.ledger.entriesMax} fences at once`, -EMFILE);
     }
   }
 
@@ -1197,13 +1267,14 @@ export class DeviceRuntime implements DeviceContext {
     if (hb === null || lengthBytes <= 0) return;
     const slot = this.bufferSlots.get(bufferId);
     assert(slot !== undefined, `${this.name} accessed buffer ${bufferId} without mapping it`);
-    const races = hb.access(slot, offset, offset + lengthBytes, write, {
-      op: OP_CODES.get(op) ?? 0,
-      job: this.seqno,
-      timeNs: this.block.nowNs(),
-      waitedCtx: this.waitedDevice,
-      waitedSeqno: this.waitedSeqno,
-    });
+    // One site object, refilled per access: `access` copies what it keeps.
+    const site = this.hbSite;
+    site.op = OP_CODES.get(op) ?? 0;
+    site.job = this.seqno;
+    site.timeNs = this.block.nowNs();
+    site.waitedCtx = this.waitedDevice;
+    site.waitedSeqno = this.waitedSeqno;
+    const races = hb.access(slot, offset, offset + lengthBytes, write, site);
     for (const race of races) this.reportRace(bufferId, race, op);
   }
 
@@ -1238,7 +1309,8 @@ export class DeviceRuntime implements DeviceContext {
     this.syncMisuse(this.usageCheck.add(buf.id, fence, usage));
     const obj = this.resvCache.get(buf.id) ?? (await this.resvById(buf.id));
     await this.block.point('resv');
-    let ret = await this.lockResv(obj, buf.id, null, false, 'add-fence');
+    const locked = this.lockResv(obj, buf.id, null, false, 'add-fence');
+    let ret = typeof locked === 'number' ? locked : await locked;
     if (ret) return ret;
     this.waits.holdLock(buf.id);
     try {
@@ -1264,7 +1336,7 @@ export class DeviceRuntime implements DeviceContext {
     this.noteResvWait(buf.id, obj, usage);
     this.ev('resv-wait', buf.id, usage);
     // Fences already signalled are not waited for, but seeing them signalled orders us after them too.
-    const fences = dmaResvGetFences(obj, usage, this.hb === null ? undefined : (f) => this.acquired(f));
+    const fences = dmaResvGetFences(obj, usage, this.hb === null ? undefined : this.acquiredFn);
     // In the ledger while waiting: a worker killed in this wait (a hang) must not leak them.
     for (const e of fences) this.hold(e.fence, false);
     let left = 1;

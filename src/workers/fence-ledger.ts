@@ -10,14 +10,18 @@
  *   between the two threads.
  * - An entry is a fence handle with how many references the device holds on it and whether the device
  *   created it (then it owes the fence a signal as well as a put).
- * - At most FENCE_LEDGER_ENTRIES_MAX distinct fences at once; one more is an error for the device (a
- *   model that keeps every fence it ever saw is leaking them).
+ * - At most `entriesMax` distinct fences at once (FENCE_LEDGER_ENTRIES_MAX, or the run's fence table
+ *   capacity when smaller: no device can hold more distinct fences than exist); one more is an error for
+ *   the device (a model that keeps every fence it ever saw is leaking them).
  */
 import { assert } from '../kernel/assert.js';
 
 export const FENCE_LEDGER_ENTRIES_MAX = 4096;
 
-const LEDGER_BYTES = FENCE_LEDGER_ENTRIES_MAX * 16 + 8;
+/** Bytes of a ledger of `entriesMax` entries. */
+function ledgerBytes(entriesMax: number): number {
+  return entriesMax * 16 + 8;
+}
 
 /**
  * Per entry: the handle (Float64: handles exceed 2^31), references held, owner flag; after the entries,
@@ -25,6 +29,7 @@ const LEDGER_BYTES = FENCE_LEDGER_ENTRIES_MAX * 16 + 8;
  */
 export class FenceLedger {
   readonly sab: SharedArrayBuffer;
+  readonly entriesMax: number;
   private readonly handles: Float64Array;
   /** [refs, own] per entry. */
   private readonly words: Int32Array;
@@ -35,17 +40,24 @@ export class FenceLedger {
   private used = 0;
 
   private constructor(sab: SharedArrayBuffer) {
+    const n = (sab.byteLength - 8) / 16;
+    assert(Number.isInteger(n) && n >= 1 && n <= FENCE_LEDGER_ENTRIES_MAX, 'fence ledger of the wrong size');
     this.sab = sab;
-    this.handles = new Float64Array(sab, 0, FENCE_LEDGER_ENTRIES_MAX);
-    this.words = new Int32Array(sab, FENCE_LEDGER_ENTRIES_MAX * 8, FENCE_LEDGER_ENTRIES_MAX * 2);
-    this.usedWord = new Int32Array(sab, FENCE_LEDGER_ENTRIES_MAX * 16, 1);
+    this.entriesMax = n;
+    this.handles = new Float64Array(sab, 0, n);
+    this.words = new Int32Array(sab, n * 8, n * 2);
+    this.usedWord = new Int32Array(sab, n * 16, 1);
   }
 
-  static create(): FenceLedger {
-    return new FenceLedger(new SharedArrayBuffer(LEDGER_BYTES));
+  /** A ledger of `entriesMax` entries (at most FENCE_LEDGER_ENTRIES_MAX). */
+  static create(entriesMax = FENCE_LEDGER_ENTRIES_MAX): FenceLedger {
+    assert(
+      Number.isInteger(entriesMax) && entriesMax >= 1 && entriesMax <= FENCE_LEDGER_ENTRIES_MAX,
+      'bad ledger size',
+    );
+    return new FenceLedger(new SharedArrayBuffer(ledgerBytes(entriesMax)));
   }
   static attach(sab: SharedArrayBuffer): FenceLedger {
-    assert(sab.byteLength === LEDGER_BYTES, 'fence ledger of the wrong size');
     return new FenceLedger(sab);
   }
 
@@ -54,7 +66,7 @@ export class FenceLedger {
     let i = this.index.get(fence);
     if (i === undefined) {
       i = this.free.pop() ?? this.used;
-      if (i >= FENCE_LEDGER_ENTRIES_MAX) return false;
+      if (i >= this.entriesMax) return false;
       if (i === this.used) {
         this.used++;
         Atomics.store(this.usedWord, 0, this.used);
@@ -104,4 +116,9 @@ export class FenceLedger {
     this.free.length = 0;
     this.used = 0;
   }
+}
+
+/** A device's ledger needs no more entries than the run's fence table has fences. */
+export function ledgerEntriesFor(kernel: { fences: { capacity: number } }): number {
+  return Math.min(FENCE_LEDGER_ENTRIES_MAX, kernel.fences.capacity);
 }

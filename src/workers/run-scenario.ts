@@ -33,7 +33,7 @@ import {
   stillBlocks,
 } from './device-runtime.js';
 import { type DeviceService, DeviceService as Service } from './device-service.js';
-import { FenceLedger } from './fence-ledger.js';
+import { FenceLedger, ledgerEntriesFor } from './fence-ledger.js';
 import { LinkRing } from './link-ring.js';
 import { Prng } from './prng.js';
 import type { AnyDeviceModel, Scenario } from './scenario.js';
@@ -445,7 +445,7 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
           cache: kernel.cache,
           mappingWords: service.mappingWords,
           ports: ports.get(name) ?? new Map(),
-          ledger: FenceLedger.create(),
+          ledger: FenceLedger.create(ledgerEntriesFor(kernel)),
           hb,
         },
         log: (m, f) => options.log?.(name, m, f),

@@ -39,7 +39,14 @@ interface SimTask {
   op: string;
   opA: number;
   opB: number;
-  ready: (() => boolean) | null;
+  /**
+   * What makes it runnable, as data rather than a closure per park (a step allocates less): READY_NOW,
+   * READY_FN (`readyFn`), or a fence, link or lock condition on `readyObj` (and `opA`/`readyNum`).
+   */
+  readyKind: number;
+  readyObj: unknown;
+  readyNum: number;
+  readyFn: (() => boolean) | null;
   wakeAtNs: number;
   resume: (() => void) | null;
   fail: ((e: Error) => void) | null;
@@ -99,7 +106,10 @@ export class SimScheduler {
       op: 'start',
       opA: 0,
       opB: 0,
-      ready: null,
+      readyKind: READY_NOW,
+      readyObj: null,
+      readyNum: 0,
+      readyFn: null,
       wakeAtNs: 0,
       resume: null,
       fail: null,
@@ -116,7 +126,9 @@ export class SimScheduler {
 
   /** A device parks until the scheduler picks it (and `ready` holds, or `wakeAtNs` has come). */
   park(name: string, op: string, ready: (() => boolean) | null = null, wakeAtNs = Number.NaN): Promise<void> {
-    return this.parkTask(this.task(name), op, 0, 0, ready, wakeAtNs);
+    const t = this.task(name);
+    t.readyFn = ready;
+    return this.parkTask(t, op, 0, 0, ready === null ? READY_NOW : READY_FN, null, 0, wakeAtNs);
   }
 
   private parkTask(
@@ -124,7 +136,9 @@ export class SimScheduler {
     op: string,
     opA: number,
     opB: number,
-    ready: (() => boolean) | null,
+    readyKind: number,
+    readyObj: unknown,
+    readyNum: number,
     wakeAtNs: number,
   ): Promise<void> {
     if (t.state !== 'running' && t.state !== 'new') assert(false, `${t.name} parked while ${t.state}`);
@@ -132,7 +146,9 @@ export class SimScheduler {
     t.op = op;
     t.opA = opA;
     t.opB = opB;
-    t.ready = ready;
+    t.readyKind = readyKind;
+    t.readyObj = readyObj;
+    t.readyNum = readyNum;
     t.wakeAtNs = wakeAtNs;
     const parked = new Promise<void>((resolve, reject) => {
       t.resume = resolve;
@@ -160,8 +176,20 @@ export class SimScheduler {
   private runnable(t: SimTask): boolean {
     if (t.state !== 'parked') return false;
     if (!Number.isNaN(t.wakeAtNs) && t.wakeAtNs <= this.clockNs) return true;
-    if (t.ready === null) return Number.isNaN(t.wakeAtNs);
-    return t.ready();
+    switch (t.readyKind) {
+      case READY_NOW:
+        return Number.isNaN(t.wakeAtNs);
+      case READY_FENCE:
+        return dmaFenceIsSignaled(t.readyObj as FenceTable, t.readyNum);
+      case READY_PUSH:
+        return (t.readyObj as LinkRing).canPush();
+      case READY_POP:
+        return (t.readyObj as LinkRing).canPop();
+      case READY_LOCK:
+        return dmaResvLockHolder(t.readyObj as DmaResv) !== t.readyNum;
+      default:
+        return (t.readyFn as () => boolean)();
+    }
   }
 
   /**
@@ -246,28 +274,27 @@ export class SimScheduler {
     const t = this.task(name);
     return {
       nowNs: () => this.clockNs,
-      point: (op) => this.parkTask(t, op, 0, 0, null, Number.NaN),
-      busy: (ns) => this.parkTask(t, 'busy', 0, 0, null, this.clockNs + Math.max(0, ns)),
+      point: (op) => this.parkTask(t, op, 0, 0, READY_NOW, null, 0, Number.NaN),
+      busy: (ns) => this.parkTask(t, 'busy', 0, 0, READY_NOW, null, 0, this.clockNs + Math.max(0, ns)),
       waitFence: async (table: FenceTable, f: FenceHandle, timeoutNs: number): Promise<number> => {
         const start = this.clockNs;
         const deadline = Number.isFinite(timeoutNs) ? start + timeoutNs : Number.NaN;
-        const ready = () => dmaFenceIsSignaled(table, f);
-        await this.parkTask(t, OP_WAIT_FENCE, table.contextOf(f), table.seqnoOf(f), ready, deadline);
+        await this.parkTask(t, OP_WAIT_FENCE, table.contextOf(f), table.seqnoOf(f), READY_FENCE, table, f, deadline);
         if (!dmaFenceIsSignaled(table, f)) return 0;
         return Number.isFinite(timeoutNs) ? Math.max(1, timeoutNs - (this.clockNs - start)) : Number.POSITIVE_INFINITY;
       },
       push: async (ring: LinkRing, d: FrameDescriptor): Promise<boolean> => {
-        await this.parkTask(t, 'send (link full)', 0, 0, () => ring.canPush(), Number.NaN);
+        await this.parkTask(t, 'send (link full)', 0, 0, READY_PUSH, ring, 0, Number.NaN);
         const r = ring.tryPush(d);
         if (r === 'full') assert(false, 'sim push after canPush');
         return r === 'pushed';
       },
       // A resv lock held by another device: park until its holder changes (never sleep the one thread).
       waitLock: (obj: DmaResv, holder: number, bufferId: number) =>
-        this.parkTask(t, OP_LOCK_RESV, bufferId, 0, () => dmaResvLockHolder(obj) !== holder, Number.NaN),
+        this.parkTask(t, OP_LOCK_RESV, bufferId, 0, READY_LOCK, obj, holder, Number.NaN),
       deliverPending: () => {},
       pop: async (ring: LinkRing): Promise<FrameDescriptor | null> => {
-        await this.parkTask(t, 'recv (link empty)', 0, 0, () => ring.canPop(), Number.NaN);
+        await this.parkTask(t, 'recv (link empty)', 0, 0, READY_POP, ring, 0, Number.NaN);
         return ring.tryPop();
       },
     };
@@ -295,6 +322,14 @@ function opText(t: SimTask): string {
   if (t.op === OP_LOCK_RESV) return `lock buffer ${t.opA}`;
   return t.op;
 }
+/** What makes a parked task runnable (besides its wake time): `SimTask.readyKind`. */
+const READY_NOW = 0;
+const READY_FN = 1;
+const READY_FENCE = 2;
+const READY_PUSH = 3;
+const READY_POP = 4;
+const READY_LOCK = 5;
+
 /** Markers no `point(op)` name can equal (a NUL first), compared by identity of content. */
 const OP_WAIT_FENCE = '\0wait fence';
 const OP_LOCK_RESV = '\0lock resv';

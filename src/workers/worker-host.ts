@@ -23,7 +23,7 @@ import { ETIME } from '../kernel/errno.js';
 import { Kernel } from '../kernel/kernel.js';
 import { abandonLedger } from './device-runtime.js';
 import { DeviceService } from './device-service.js';
-import { FenceLedger } from './fence-ledger.js';
+import { FenceLedger, ledgerEntriesFor } from './fence-ledger.js';
 import { logLevel } from './log.js';
 import { type DeviceWorkerInit, type KernelRpc, OPS, type ToKernel, type ToWorker } from './protocol.js';
 import {
@@ -119,7 +119,7 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     };
     Comlink.expose(rpc, nodeEndpoint(port1));
     const heartbeat = new SharedArrayBuffer(8);
-    const ledger = FenceLedger.create();
+    const ledger = FenceLedger.create(ledgerEntriesFor(kernel));
     const model = s.devices[name]?.model ?? '';
     const init: DeviceWorkerInit = {
       ...(entry.module ? { module: entry.module } : {}),

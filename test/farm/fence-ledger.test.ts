@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FENCE_LEDGER_ENTRIES_MAX, FenceLedger } from '../../src/workers/fence-ledger.js';
+import { FENCE_LEDGER_ENTRIES_MAX, FenceLedger, ledgerEntriesFor } from '../../src/workers/fence-ledger.js';
 
 describe('FenceLedger', () => {
   it('counts references per fence and remembers which ones the device created', () => {
@@ -24,5 +24,17 @@ describe('FenceLedger', () => {
     expect(l.drop(5)).toBe(true);
     expect(l.add(FENCE_LEDGER_ENTRIES_MAX + 1, true)).toBe(true);
     expect(l.entries()).toHaveLength(FENCE_LEDGER_ENTRIES_MAX);
+  });
+
+  it("is sized by the run's fence table when that is smaller, and a view of it learns the size", () => {
+    expect(ledgerEntriesFor({ fences: { capacity: 256 } })).toBe(256);
+    expect(ledgerEntriesFor({ fences: { capacity: 1 << 20 } })).toBe(FENCE_LEDGER_ENTRIES_MAX);
+    const l = FenceLedger.create(3);
+    for (let i = 1; i <= 3; i++) expect(l.add(i, true)).toBe(true);
+    expect(l.add(4, true)).toBe(false);
+    const seen = FenceLedger.attach(l.sab);
+    expect(seen.entriesMax).toBe(3);
+    expect(seen.entries().map((e) => e.fence)).toEqual([1, 2, 3]);
+    expect(() => FenceLedger.create(FENCE_LEDGER_ENTRIES_MAX + 1)).toThrow(/bad ledger size/);
   });
 });
