@@ -13,6 +13,12 @@
  *   mapped lazily zeroed — a 4 MiB arena boots in ~15 µs instead of the ~400 µs a calloc'd
  *   SharedArrayBuffer costs, which a sweep pays once per run. Its size is rounded up to whole 64 KiB wasm
  *   pages; the bytes past the arena's last page frame belong to nobody and `bytes` does not cover them.
+ * - A kernel whose life is over may hand its arenas back (`recycle`, the sim host after each run): the
+ *   next kernel on this thread that asks for an arena of the same size gets the memory with its record of
+ *   which pages were ever handed out, so allocation zeroes exactly those (as it would have in one long
+ *   life). A sweep then neither maps fresh memory nor faults its pages in per run — and V8 frees a wasm
+ *   memory only at a full GC, so without reuse a sweep grows by every run's touched pages until one comes.
+ *   After `recycle` the PhysicalMemory has no arenas: any use of it is a dmafarm bug and asserts.
  */
 import { assert } from './assert.js';
 import { limits } from './limits.js';
@@ -84,6 +90,21 @@ export interface PageRun {
 const PHYS_BASE_BYTES = 1 << 30;
 const ARENA_ALIGN_PAGES = (16 << 20) >> PAGE_SHIFT;
 
+/** Wasm memories kept for the next kernel on this thread (`PhysicalMemory.recycle`), at most this many. */
+export const ARENA_POOL_MEMORIES_MAX = 8;
+const arenaPool: { memory: WasmMemory; pageCount: number; used: Uint8Array }[] = [];
+
+/** An arena memory of `pageCount` page frames from the pool (with its used-page record), or a fresh one. */
+function takeArenaMemory(sizeBytes: number): { memory: WasmMemory; used: Uint8Array } {
+  const pageCount = sizeBytes >> PAGE_SHIFT;
+  const i = arenaPool.findIndex((e) => e.pageCount === pageCount);
+  if (i >= 0) {
+    const [e] = arenaPool.splice(i, 1);
+    if (e !== undefined) return e;
+  }
+  return { memory: sharedWasmMemory(sizeBytes), used: new Uint8Array(pageCount) };
+}
+
 export class PhysicalMemory {
   private readonly arenas: Arena[] = [];
   /**
@@ -93,12 +114,14 @@ export class PhysicalMemory {
    */
   private readonly used: Uint8Array[] = [];
   private nextPfn = PHYS_BASE_BYTES >> PAGE_SHIFT;
+  private recycled = false;
 
   addArena(name: string, sizeBytes: number): Arena {
     assert(sizeBytes > 0 && sizeBytes % PAGE_SIZE === 0, `arena ${name} size ${sizeBytes} not pages`);
     assert(sizeBytes <= limits.arenaBytesMax, `arena ${name} over arenaBytesMax`);
     assert(!this.arenas.some((a) => a.name === name), `arena ${name} added twice`);
-    const memory = sharedWasmMemory(sizeBytes);
+    assert(!this.recycled, 'addArena after recycle');
+    const { memory, used } = takeArenaMemory(sizeBytes);
     const sab = memory.buffer as SharedArrayBuffer;
     const arena: Arena = {
       name,
@@ -109,7 +132,7 @@ export class PhysicalMemory {
       bytes: new Uint8Array(sab, 0, sizeBytes),
     };
     this.arenas.push(arena);
-    this.used.push(new Uint8Array(arena.pageCount));
+    this.used.push(used);
     const end = arena.basePfn + arena.pageCount;
     this.nextPfn = Math.ceil(end / ARENA_ALIGN_PAGES) * ARENA_ALIGN_PAGES;
     return arena;
@@ -117,6 +140,25 @@ export class PhysicalMemory {
 
   arenaList(): readonly Arena[] {
     return this.arenas;
+  }
+
+  /**
+   * The kernel is gone: hand every arena's memory to the next kernel on this thread (see the contract).
+   * Nothing may hold a view of them any more; the arena list given out by `arenaList` is emptied, so a
+   * straggler that looks an address up asserts instead of reading another run's bytes.
+   */
+  recycle(): void {
+    assert(!this.recycled, 'PhysicalMemory recycled twice');
+    this.recycled = true;
+    this.arenas.forEach((a, i) => {
+      const used = this.used[i];
+      if (used === undefined) return;
+      // The oldest goes when the pool is full: the newest sizes are the likeliest to be asked for next.
+      if (arenaPool.length >= ARENA_POOL_MEMORIES_MAX) arenaPool.shift();
+      arenaPool.push({ memory: a.memory, pageCount: a.pageCount, used });
+    });
+    this.arenas.length = 0;
+    this.used.length = 0;
   }
 
   /** The arena holding `pfn`, or undefined for a hole in the address space. */

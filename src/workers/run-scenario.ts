@@ -499,6 +499,8 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     steps,
     host: 'sim',
   });
+  // Every device has finished and the report is built: the next run on this thread may reuse the arenas.
+  kernel.mem.recycle();
   return { ...report, schedule: formatScheduleSpec(schedule) };
 }
 
