@@ -319,6 +319,12 @@ export class HbShared {
     return this.words.slice(b, b + HB_THREADS_MAX);
   }
 
+  /** One entry of a fence's clock: `tid`'s time as the fence released it (fenceClock without the copy). */
+  fenceClockOf(fenceSlot: number, tid: number): number {
+    assert(isInt32(tid) && tid >= 0 && tid < HB_THREADS_MAX, `tid ${tid} out of range`);
+    return this.words[this.fenceWord(fenceSlot) + tid] ?? 0;
+  }
+
   /** Copy of a resv lock's clock (reports, tests). Only meaningful under that resv's lock. */
   resvClock(resvSlot: number): Int32Array {
     const b = this.resvWord(resvSlot);

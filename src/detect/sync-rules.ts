@@ -20,7 +20,6 @@
 import { dmaFenceGetStatus, dmaFencePut, type FenceHandle, type FenceTable } from '../kernel/dma-fence.js';
 import {
   DMA_RESV_USAGE_BOOKKEEP,
-  DMA_RESV_USAGE_KERNEL,
   DMA_RESV_USAGE_READ,
   DMA_RESV_USAGE_WRITE,
   type DmaResv,
@@ -122,8 +121,8 @@ export interface ResvSeen {
 }
 
 /**
- * Every device fence in the resv, of any usage, signalled or not, with the lowest usage it has. One query
- * per usage class (a query at U sees all fences ≤ U), so the first class a fence appears in is its usage.
+ * Every device fence in the resv, of any usage, signalled or not, with the lowest usage it has (a fence may
+ * sit in two slots, WRITE and READ). One query of every usage class; a waiter takes one per wait.
  */
 export function resvSnapshot(
   obj: DmaResv,
@@ -131,27 +130,23 @@ export function resvSnapshot(
   hb: HbShared,
   deviceOf: (f: FenceHandle) => number,
 ): ResvSeen[] {
-  const seen = new Map<FenceHandle, ResvSeen>();
-  const note = (f: FenceHandle, usage: DmaResvUsage, signalled: boolean) => {
-    if (seen.has(f)) return;
+  const seen: ResvSeen[] = [];
+  const note = (f: FenceHandle, usage: DmaResvUsage, signalled: boolean): void => {
+    for (const e of seen) {
+      if (e.fence !== f) continue;
+      if (usage < e.usage) e.usage = usage;
+      return;
+    }
     const tid = deviceOf(f);
     if (tid < 0) return;
-    const clock = signalled ? (hb.fenceClock(t.slotIndexOf(f))[tid] ?? 0) : -1;
-    seen.set(f, { tid, usage, fence: f, clock });
+    seen.push({ tid, usage, fence: f, clock: signalled ? hb.fenceClockOf(t.slotIndexOf(f), tid) : -1 });
   };
-  for (const u of [
-    DMA_RESV_USAGE_KERNEL,
-    DMA_RESV_USAGE_WRITE,
-    DMA_RESV_USAGE_READ,
-    DMA_RESV_USAGE_BOOKKEEP,
-  ] as const) {
-    const pending = dmaResvGetFences(obj, u, (f) => note(f, u, true));
-    for (const e of pending) {
-      note(e.fence, e.usage, false);
-      dmaFencePut(t, e.fence);
-    }
+  const pending = dmaResvGetFences(obj, DMA_RESV_USAGE_BOOKKEEP, (f, u) => note(f, u, true));
+  for (const e of pending) {
+    note(e.fence, e.usage, false);
+    dmaFencePut(t, e.fence);
   }
-  return [...seen.values()];
+  return seen;
 }
 
 /**

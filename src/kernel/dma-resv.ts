@@ -624,14 +624,14 @@ export function dmaResvForEachFenceLocked(obj: DmaResv, usage: DmaResvUsage): Re
 /**
  * `dma_resv_for_each_fence_unlocked` / `dma_resv_get_fences`: the unsignalled fences of usage ≤ `usage`,
  * each with a reference the caller must put. Lock-free: retries while a writer is mid-update.
- * `onSignalled` sees each fence of that usage found already signalled (still referenced while it runs):
- * a happens-before detector must acquire those too — the caller skips them only because they are done.
- * It may see one fence twice when a torn read retries.
+ * `onSignalled` sees each fence of that usage found already signalled, with the usage of its slot (still
+ * referenced while it runs): a happens-before detector must acquire those too — the caller skips them
+ * only because they are done. It may see one fence twice when a torn read retries.
  */
 export function dmaResvGetFences(
   obj: DmaResv,
   usage: DmaResvUsage,
-  onSignalled?: (f: FenceHandle) => void,
+  onSignalled?: (f: FenceHandle, usage: DmaResvUsage) => void,
 ): ResvFence[] {
   const t = obj.env.fences;
   for (;;) {
@@ -649,7 +649,7 @@ export function dmaResvGetFences(
         break;
       }
       if (dmaFenceIsSignaled(t, f)) {
-        onSignalled?.(f);
+        onSignalled?.(f, u);
         dmaFencePut(t, f);
         continue;
       }
