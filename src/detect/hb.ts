@@ -191,6 +191,10 @@ function isInt32(x: number): boolean {
   return (x | 0) === x;
 }
 
+/** Shared states of finished runs on this thread (`HbShared.recycle`), at most this many. */
+export const HB_SHARED_POOL_MAX = 4;
+const hbPool: SharedArrayBuffer[] = [];
+
 /** The shared state: one SAB, created by the host, attached in each worker. */
 export class HbShared {
   readonly sab: SharedArrayBuffer;
@@ -231,6 +235,15 @@ export class HbShared {
     assert(Number.isInteger(resvSlots) && resvSlots > 0, `bad resvSlots ${resvSlots}`);
     const bytes = hbSharedBytes(sizes);
     assert(bytes <= HB_SHARED_BYTES_MAX, `HbShared of ${bytes} bytes is over HB_SHARED_BYTES_MAX`);
+    const pooled = hbPool.findIndex((s) => {
+      const h = new Int32Array(s, 0, HEADER_WORDS);
+      return s.byteLength === bytes && h[H_FENCE_SLOTS] === fenceSlots && h[H_RESV_SLOTS] === resvSlots;
+    });
+    if (pooled >= 0) {
+      const hb = new HbShared(hbPool.splice(pooled, 1)[0] as SharedArrayBuffer);
+      hb.reset();
+      return hb;
+    }
     const sab = new SharedArrayBuffer(bytes);
     const header = new Int32Array(sab, 0, HEADER_WORDS);
     header[H_FENCE_SLOTS] = fenceSlots;
@@ -243,6 +256,29 @@ export class HbShared {
 
   static attach(sab: SharedArrayBuffer): HbShared {
     return new HbShared(sab);
+  }
+
+  /**
+   * The run is over and no thread will touch this state again: keep it for the next `create` of the same
+   * sizes on this thread (a sweep makes one per run; ~0.5 MB zeroed and faulted in each time otherwise).
+   */
+  recycle(): void {
+    if (hbPool.length >= HB_SHARED_POOL_MAX) hbPool.shift();
+    hbPool.push(this.sab);
+  }
+
+  /**
+   * A recycled state made as good as new: what is read before it is written — parked clocks, taken words,
+   * fence and resv clocks, and each buffer's header (a zero size means no buffer: `access` asserts) — is
+   * zeroed. Shadow records are zeroed by `bufferCreated` before any access may read them.
+   */
+  private reset(): void {
+    const w = this.words;
+    w.fill(0, HEADER_WORDS, this.shadowBase);
+    for (let slot = 0; slot < this.resvSlots; slot++) {
+      const b = this.shadowBase + slot * BUF_WORDS;
+      w.fill(0, b, b + BUF_HEADER_WORDS);
+    }
   }
 
   /** @internal */

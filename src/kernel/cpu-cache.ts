@@ -50,6 +50,10 @@ const H_SETS = 2;
 const H_VALID = 3;
 const HEADER_BYTES = 64;
 
+/** Caches of finished kernels on this thread (`CpuCache.recycle`), at most this many. */
+export const CPU_CACHE_POOL_MAX = 4;
+const cachePool: SharedArrayBuffer[] = [];
+
 export class CpuCache {
   readonly lineBytes = limits.cacheLineBytes;
   readonly ways: number;
@@ -89,12 +93,46 @@ export class CpuCache {
     assert(sizeBytes % (lineBytes * ways) === 0, 'cache size must be lines × ways × sets');
     const sets = sizeBytes / (lineBytes * ways);
     const slots = sets * ways;
+    const view = (phys: number, n: number): Uint8Array => mem.view(phys, n);
+    const pooled = cachePool.findIndex((s) => {
+      const h = new Int32Array(s, 0, HEADER_BYTES / 4);
+      return h[H_WAYS] === ways && h[H_SETS] === sets;
+    });
+    if (pooled >= 0) {
+      const c = new CpuCache(cachePool.splice(pooled, 1)[0] as SharedArrayBuffer, view);
+      c.reset();
+      return c;
+    }
     const sab = new SharedArrayBuffer(HEADER_BYTES + slots * 8 + slots + sets + slots * lineBytes);
     const header = new Int32Array(sab, 0, HEADER_BYTES / 4);
     header[H_WAYS] = ways;
     header[H_SETS] = sets;
     new Float64Array(sab, HEADER_BYTES, slots).fill(-1);
-    return new CpuCache(sab, (phys, n) => mem.view(phys, n));
+    return new CpuCache(sab, view);
+  }
+
+  /**
+   * The kernel is gone and no thread will touch this cache again: keep its buffer for the next kernel of
+   * the same geometry on this thread, which gets it empty (`reset`).
+   */
+  recycle(): void {
+    if (cachePool.length >= CPU_CACHE_POOL_MAX) cachePool.shift();
+    cachePool.push(this.sab);
+  }
+
+  /**
+   * Empty, as a new cache is: no valid or dirty line, every set's victim pointer back at way 0 (from an
+   * empty set, round-robin behaves the same from any starting way; reset anyway, so the buffer is exactly
+   * a new one's). The line bytes need no clearing: only a valid line's bytes are ever read.
+   */
+  private reset(): void {
+    assert(Atomics.load(this.header, H_LOCK) === 0, 'cache recycled while locked');
+    if (!this.empty()) {
+      this.tags.fill(-1);
+      this.dirty.fill(0);
+      Atomics.store(this.header, H_VALID, 0);
+    }
+    this.next.fill(0);
   }
 
   /** The same cache from another thread (a device worker doing CPU access). */

@@ -294,6 +294,15 @@ export class Kernel implements KernelCore {
     return true;
   }
 
+  /**
+   * The kernel's life is over and nothing will touch its memory or cache again (the sim host, after a
+   * run's report is built): hand both to the next kernel booted on this thread (see memory.ts).
+   */
+  recycle(): void {
+    this.mem.recycle();
+    this.cache.recycle();
+  }
+
   /** Run `fn` as `task` (a syscall entry). */
   runAs<T>(task: Task, fn: () => T): T {
     const saved = this.currentTask;

@@ -499,8 +499,10 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     steps,
     host: 'sim',
   });
-  // Every device has finished and the report is built: the next run on this thread may reuse the arenas.
-  kernel.mem.recycle();
+  // Every device has finished and the report is built: the next run on this thread may reuse the arenas,
+  // the CPU cache and the detector's shared state.
+  kernel.recycle();
+  hb?.recycle();
   return { ...report, schedule: formatScheduleSpec(schedule) };
 }
 

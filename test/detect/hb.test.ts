@@ -52,6 +52,34 @@ function read(c: HbClock, lo: number, hi: number, s = site(2, 2)): readonly HbRa
   return c.access(0, lo, hi, false, s);
 }
 
+describe('recycle', () => {
+  it('hands the same buffer to the next create of those sizes, with no clock, shadow or buffer of the old run', () => {
+    const sizes = { fenceSlots: 16, resvSlots: 2 };
+    const old = HbShared.create(sizes);
+    const a = new HbClock(old, 0);
+    old.bufferCreated(0, SIZE_BYTES);
+    old.bufferCreated(1, SIZE_BYTES);
+    a.access(0, 0, 4096, true, site(1, 1)); // a's write, b never synchronised with it
+    a.fenceCreated(3);
+    a.releaseToFence(3);
+    a.acquireResv(1);
+    a.releaseResv(1);
+    old.recycle();
+    const other = HbShared.create({ fenceSlots: 16, resvSlots: 3 }); // other sizes: a new buffer
+    expect(other.sab).not.toBe(old.sab);
+    const fresh = HbShared.create(sizes);
+    expect(fresh.sab).toBe(old.sab);
+    expect([...fresh.fenceClock(3)]).toEqual(new Array(HB_THREADS_MAX).fill(0));
+    expect([...fresh.resvClock(1)]).toEqual(new Array(HB_THREADS_MAX).fill(0));
+    expect(fresh.bufferSizeBytes(1)).toBe(0);
+    const [a2, b2] = [new HbClock(fresh, 0), new HbClock(fresh, 1)];
+    expect(() => b2.access(1, 0, 16, false, site(2, 2))).toThrow(KernelBug); // slot 1 has no buffer now
+    fresh.bufferCreated(0, SIZE_BYTES);
+    expect(b2.access(0, 0, 4096, false, site(2, 2))).toEqual([]); // the old run's write is gone
+    expect(a2.access(0, 0, 4096, true, site(1, 1)).map((r) => r.kind)).toEqual(['WAR']); // this run's read is not
+  });
+});
+
 describe('layout', () => {
   it('is one SAB of 1152 + 64·fenceSlots + 6912·resvSlots bytes, attachable from its header alone', () => {
     const s = HbShared.create({ fenceSlots: 10, resvSlots: 3 });

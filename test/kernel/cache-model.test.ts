@@ -479,6 +479,27 @@ describe('CpuCache unit (1 KiB, 2-way: 8 sets)', () => {
     expect(cache.dirtyLines(base, 64 * KiB)).toBe(0);
   });
 
+  it('a recycled cache comes back empty and replaces lines as a new one does', () => {
+    const { base, cache } = setup();
+    for (let i = 0; i < 40; i++) cache.write(base + i * 3 * LINE, filled(LINE, i + 1)); // dirty, evictions
+    expect(cache.dirtyLines(base, 64 * KiB)).toBeGreaterThan(0);
+    const mem = new PhysicalMemory();
+    const arena = mem.addArena('again', 64 * KiB);
+    cache.recycle();
+    const reused = CpuCache.create(mem, 1024, 2);
+    const fresh = CpuCache.create(mem, 1024, 2); // the pool had one: this one is new
+    expect(reused.sab).toBe(cache.sab);
+    expect(fresh.sab).not.toBe(cache.sab);
+    const b = arena.basePfn * PAGE;
+    expect(reused.dirtyLines(b, 64 * KiB)).toBe(0);
+    // The same history on both: the same memory and the same hits, misses and evictions.
+    for (const c of [reused, fresh]) {
+      for (let i = 0; i < 300; i++) c.write(b + ((i * 7919) % 8192), filled(1 + (i % 90), i & 0xff));
+      c.clean(b, 16 * KiB);
+    }
+    expect(reused.stats).toEqual(fresh.stats);
+  });
+
   it('agrees with a reference model on any sequence of accesses and maintenance, including an emptied cache', () => {
     // The model: per set, `ways` slots of {line, dirty, bytes}, round-robin victims; memory beside it.
     // The cache skips maintenance when no line is valid, so sequences that empty it and fill it again
