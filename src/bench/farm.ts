@@ -3,10 +3,12 @@
  * - the 1080p camera → decoder → GPU → display pipeline on the worker host, flat out (timeScale 0):
  *   frames/s and bytes/s, as a ratio to TypedArray.set copy bandwidth (target ≥ 0.5);
  * - the deterministic host: complete runs ("schedules") per second of a 5-device, 30-frame scenario
- *   (target ≥ 200/s), the unit an exploration sweep is made of, in a fresh worker (sim-rate.ts). Two
- *   figures: its first 60 runs (V8 still compiling the models) and runs 601–1200, the steady state a
- *   sweep of thousands of runs per pool worker spends its time in (measured: the rate still climbs for
- *   several hundred runs); the target is held against the steady state;
+ *   (target ≥ 200/s), the unit an exploration sweep is made of, in fresh workers (sim-rate.ts; the median
+ *   of three, as V8's outcome differs between isolates by ±10 %). Two figures: the first 60 runs (V8
+ *   still compiling the models) and runs 601–1200, the steady state a sweep of thousands of runs per pool
+ *   worker spends its time in (measured: the rate still climbs for several hundred runs); the target is
+ *   held against the steady state. Its baseline, measured in the same worker: a bare promise schedule of
+ *   as many steps (the ratio is the figure to compare across machines and sessions);
  * - the frame checksum's bandwidth over arena (wasm) memory and over an ordinary buffer (the JS loop),
  *   each as a ratio to TypedArray.set;
  * - the race detector's cost on the same pipeline: time per frame and peak RSS with detection on ÷ off
@@ -100,11 +102,17 @@ export interface FarmFigures {
     /** Runs 1..coldRuns of a fresh worker: V8 still compiling. */
     coldSchedulesPerS: number;
     coldRuns: number;
-    /** Runs warmupRuns+1..warmupRuns+runs of it: the steady state, held against the target. */
+    /** Runs warmupRuns+1..warmupRuns+runs of it: the steady state, held against the target (median). */
     schedulesPerS: number;
+    /** Each fresh worker's steady-state rate. */
+    workersSchedulesPerS: number[];
     warmupRuns: number;
     runs: number;
     target: number;
+    stepsPerRun: number;
+    /** Bare promise schedules of `stepsPerRun` steps per second, and schedulesPerS ÷ it (medians). */
+    bareSchedulesPerS: number;
+    ratio: number;
   };
   detector: { timeRatio: number; memoryRatio: number; timeTarget: number; memoryTarget: number };
   explore: { scenario: string; workers1PerS: number; workers2PerS: number };
@@ -248,7 +256,11 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
   const coldRuns = quick ? 10 : 60;
   const warmupRuns = quick ? 50 : 600;
   const runs = quick ? 50 : 600;
-  const { coldSchedulesPerS, schedulesPerS } = await simRate({ scenario: SIM_SCENARIO, coldRuns, warmupRuns, runs });
+  const simRates: SimRate[] = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++)
+    simRates.push(await simRate({ scenario: SIM_SCENARIO, coldRuns, warmupRuns, runs }));
+  const workersSchedulesPerS = simRates.map((r) => r.schedulesPerS);
+  const schedulesPerS = median(workersSchedulesPerS);
 
   // Long enough that each pool worker's own warm-up (a fresh isolate, as in the first runs above) is a
   // small part of it: a 120-run sweep measured mostly that.
@@ -274,12 +286,16 @@ export async function farmBench(quick: boolean): Promise<FarmFigures> {
       scenario: sim.name,
       devices: Object.keys(sim.devices).length,
       frames: 30,
-      coldSchedulesPerS,
+      coldSchedulesPerS: median(simRates.map((r) => r.coldSchedulesPerS)),
       coldRuns,
       schedulesPerS,
+      workersSchedulesPerS,
       warmupRuns,
       runs,
       target: 200,
+      stepsPerRun: median(simRates.map((r) => r.stepsPerRun)),
+      bareSchedulesPerS: median(simRates.map((r) => r.bareSchedulesPerS)),
+      ratio: median(simRates.map((r) => r.schedulesPerS / r.bareSchedulesPerS)),
     },
     detector,
     explore: { scenario: exploreScenario, workers1PerS, workers2PerS },

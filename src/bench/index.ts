@@ -198,9 +198,12 @@ async function main(): Promise<void> {
         `${f(farm.checksum.wasmBytesPerS / farm.copyBytesPerS)}, ArrayBuffer (JS) ${f(farm.checksum.jsBytesPerS / 1e9)} GB/s → ` +
         `ratio ${f(farm.checksum.jsBytesPerS / farm.copyBytesPerS)} (vs TypedArray.set)`,
       `deterministic host, ${farm.sim.scenario} (${farm.sim.devices} devices, ${farm.sim.frames} frames): ` +
-        `${f(farm.sim.schedulesPerS, 0)} schedules/s steady state (runs ${farm.sim.warmupRuns + 1}–${farm.sim.warmupRuns + farm.sim.runs} of a fresh worker; ` +
+        `${f(farm.sim.schedulesPerS, 0)} schedules/s steady state (runs ${farm.sim.warmupRuns + 1}–${farm.sim.warmupRuns + farm.sim.runs}, ` +
+        `median of fresh workers at ${farm.sim.workersSchedulesPerS.map((x) => f(x, 0)).join(', ')}; ` +
         `target ≥ ${farm.sim.target}) ${farm.sim.schedulesPerS >= farm.sim.target ? 'OK' : 'UNDER TARGET'}; ` +
         `${f(farm.sim.coldSchedulesPerS, 0)} schedules/s over the first ${farm.sim.coldRuns} runs (JIT warming up)`,
+      `  vs a bare promise schedule of the same ${farm.sim.stepsPerRun} steps (${f(farm.sim.bareSchedulesPerS, 0)}/s): ` +
+        `ratio ${f(farm.sim.ratio, 4)} (the farm's work per step; compare this across machines)`,
       `race detector on ÷ off, ${farm.pipeline.scenario}: time per frame ${f(farm.detector.timeRatio)}× ` +
         `(target ≤ ${farm.detector.timeTarget}) ${farm.detector.timeRatio <= farm.detector.timeTarget ? 'OK' : 'OVER TARGET'}, ` +
         `peak RSS ${f(farm.detector.memoryRatio)}× (target ≤ ${farm.detector.memoryTarget}) ` +
