@@ -504,31 +504,14 @@ describe('CpuCache unit (1 KiB, 2-way: 8 sets)', () => {
     // The model: per set, `ways` slots of {line, dirty, bytes}, round-robin victims; memory beside it.
     // The cache skips maintenance when no line is valid, so sequences that empty it and fill it again
     // (invalidate, cleanInvalidate of everything) must leave both in the same state.
+    type Kind = 'write' | 'read' | 'clean' | 'invalidate' | 'cleanInvalidate' | 'dma';
+    const step = (kind: fc.Arbitrary<Kind>, v: fc.Arbitrary<number>, lenMax = 200) =>
+      fc.record({ kind, off: fc.nat(4 * KiB - 1), len: fc.integer({ min: 1, max: lenMax }), v });
     const op = fc.oneof(
-      fc.record({
-        kind: fc.constant('write' as const),
-        off: fc.nat(4 * KiB - 1),
-        len: fc.integer({ min: 1, max: 200 }),
-        v: fc.nat(255),
-      }),
-      fc.record({
-        kind: fc.constant('read' as const),
-        off: fc.nat(4 * KiB - 1),
-        len: fc.integer({ min: 1, max: 200 }),
-        v: fc.constant(0),
-      }),
-      fc.record({
-        kind: fc.constantFrom('clean' as const, 'invalidate' as const, 'cleanInvalidate' as const),
-        off: fc.nat(4 * KiB - 1),
-        len: fc.integer({ min: 1, max: 4 * KiB }),
-        v: fc.constant(0),
-      }),
-      fc.record({
-        kind: fc.constant('dma' as const),
-        off: fc.nat(4 * KiB - 1),
-        len: fc.integer({ min: 1, max: 200 }),
-        v: fc.nat(255),
-      }),
+      step(fc.constant('write'), fc.nat(255)),
+      step(fc.constant('read'), fc.constant(0)),
+      step(fc.constantFrom('clean', 'invalidate', 'cleanInvalidate'), fc.constant(0), 4 * KiB),
+      step(fc.constant('dma'), fc.nat(255)), // a device writes memory behind the cache
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
