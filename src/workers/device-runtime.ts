@@ -231,9 +231,9 @@ export function describeWait(st: WaitStep, names: readonly string[] = deviceName
   }
 }
 
-/** A device-level failure of a kernel call the model did not expect to fail. */
 /** `spans` for an access a protected buffer's firewall answers without memory (reported at the attach). */
 const FIREWALLED = Symbol('firewalled');
+type Firewalled = typeof FIREWALLED;
 
 /** Distinct access ranges remembered per mapping (`DeviceRuntime.spanMemos`), replaced round-robin. */
 export const SPAN_MEMO_ENTRIES_MAX = 8;
@@ -243,8 +243,8 @@ interface SpanMemo {
   spans: Uint8Array[][];
   next: number;
 }
-type Firewalled = typeof FIREWALLED;
 
+/** A device-level failure of a kernel call the model did not expect to fail. */
 export class DeviceCallError extends Error {
   readonly errno: number;
   constructor(what: string, errno: number) {
