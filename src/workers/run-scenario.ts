@@ -482,7 +482,6 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     })();
   });
   const abandon = (name: string, error: number): number => runtimes.get(name)?.abandonFences(error) ?? 0;
-  drainLinks(kernel, ports);
   const { clockNs, steps } = sched;
   const report = finish({
     s,
@@ -493,7 +492,8 @@ async function runOnSim(s: Scenario, options: RunOptions): Promise<Report> {
     log,
     results,
     extra,
-    recovered: watch.recovered,
+    ports,
+    watch,
     fatal: hang,
     durationNs: clockNs,
     steps,
@@ -583,8 +583,10 @@ export interface RunEnd {
   results: Record<string, DeviceResult | { error: string }>;
   /** Findings the host made itself (crashes, failed calls). */
   extra: Finding[];
-  /** The hangs the watchdog recovered from, in order. */
-  recovered: readonly HangDetail[];
+  /** The run's links: what is still queued on them is dropped first (`drainLinks`). */
+  ports: Map<string, Map<string, LinkRing>>;
+  /** The hang watch, with the hangs it recovered from. */
+  watch: HangWatch;
   /** The hang that ended the run, if one did. */
   fatal: HangReport | null;
   durationNs: number;
@@ -593,7 +595,10 @@ export interface RunEnd {
 }
 
 export function finish(end: RunEnd): Report {
-  const { s, options, kernel, service, abandon, log, results, extra, recovered, fatal, durationNs, steps, host } = end;
+  const { s, options, kernel, service, abandon, log, results, extra, ports, watch, fatal, durationNs, steps, host } =
+    end;
+  drainLinks(kernel, ports);
+  const recovered = watch.recovered;
   const hangs = fatal === null ? [...recovered] : [...recovered, hangDetail(s, service, fatal)];
   for (const hang of hangs) {
     const timelines = hang.timelines.map((t) => `${t.device} signalled=${t.signalled} emitted=${t.emitted}`);

@@ -30,7 +30,6 @@ import {
   buildPorts,
   createDetector,
   deviceSeed,
-  drainLinks,
   type Finding,
   failDevice,
   finish,
@@ -235,7 +234,6 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     abandonLedger(t, slot.ledger, error);
     return pending;
   };
-  drainLinks(kernel, ports);
   const log = { count: events, hash: (hashXor >>> 0).toString(16).padStart(8, '0') };
   const report = finish({
     s,
@@ -246,7 +244,8 @@ export async function runOnWorkers(s: Scenario, options: RunOptions): Promise<Re
     log,
     results,
     extra,
-    recovered: watch.recovered,
+    ports,
+    watch,
     fatal: hang,
     durationNs: Number(process.hrtime.bigint() - started),
     steps: 0,
