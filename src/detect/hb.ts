@@ -26,6 +26,7 @@
  */
 import { assert } from '../kernel/assert.js';
 import { futexLock, futexUnlock } from '../kernel/futex.js';
+import { RecyclePool } from '../kernel/recycle-pool.js';
 
 /** Agents with a clock: device indices 0..15. A vector clock is this many Int32. */
 export const HB_THREADS_MAX = 16;
@@ -193,7 +194,7 @@ function isInt32(x: number): boolean {
 
 /** Shared states of finished runs on this thread (`HbShared.recycle`), at most this many. */
 export const HB_SHARED_POOL_MAX = 4;
-const hbPool: SharedArrayBuffer[] = [];
+const hbPool = new RecyclePool<SharedArrayBuffer>(HB_SHARED_POOL_MAX);
 
 /** The shared state: one SAB, created by the host, attached in each worker. */
 export class HbShared {
@@ -235,12 +236,12 @@ export class HbShared {
     assert(Number.isInteger(resvSlots) && resvSlots > 0, `bad resvSlots ${resvSlots}`);
     const bytes = hbSharedBytes(sizes);
     assert(bytes <= HB_SHARED_BYTES_MAX, `HbShared of ${bytes} bytes is over HB_SHARED_BYTES_MAX`);
-    const pooled = hbPool.findIndex((s) => {
+    const pooled = hbPool.take((s) => {
       const h = new Int32Array(s, 0, HEADER_WORDS);
       return s.byteLength === bytes && h[H_FENCE_SLOTS] === fenceSlots && h[H_RESV_SLOTS] === resvSlots;
     });
-    if (pooled >= 0) {
-      const hb = new HbShared(hbPool.splice(pooled, 1)[0] as SharedArrayBuffer);
+    if (pooled !== undefined) {
+      const hb = new HbShared(pooled);
       hb.reset();
       return hb;
     }
@@ -263,8 +264,7 @@ export class HbShared {
    * sizes on this thread (a sweep makes one per run; ~0.5 MB zeroed and faulted in each time otherwise).
    */
   recycle(): void {
-    if (hbPool.length >= HB_SHARED_POOL_MAX) hbPool.shift();
-    hbPool.push(this.sab);
+    hbPool.give(this.sab);
   }
 
   /**

@@ -27,6 +27,7 @@ import { assert } from './assert.js';
 import { futexLock, futexUnlock } from './futex.js';
 import { limits } from './limits.js';
 import type { PhysicalMemory } from './memory.js';
+import { RecyclePool } from './recycle-pool.js';
 
 export interface CpuCacheStats {
   hits: number;
@@ -52,7 +53,7 @@ const HEADER_BYTES = 64;
 
 /** Caches of finished kernels on this thread (`CpuCache.recycle`), at most this many. */
 export const CPU_CACHE_POOL_MAX = 4;
-const cachePool: SharedArrayBuffer[] = [];
+const cachePool = new RecyclePool<SharedArrayBuffer>(CPU_CACHE_POOL_MAX);
 
 export class CpuCache {
   readonly lineBytes = limits.cacheLineBytes;
@@ -94,12 +95,12 @@ export class CpuCache {
     const sets = sizeBytes / (lineBytes * ways);
     const slots = sets * ways;
     const view = (phys: number, n: number): Uint8Array => mem.view(phys, n);
-    const pooled = cachePool.findIndex((s) => {
+    const pooled = cachePool.take((s) => {
       const h = new Int32Array(s, 0, HEADER_BYTES / 4);
       return h[H_WAYS] === ways && h[H_SETS] === sets;
     });
-    if (pooled >= 0) {
-      const c = new CpuCache(cachePool.splice(pooled, 1)[0] as SharedArrayBuffer, view);
+    if (pooled !== undefined) {
+      const c = new CpuCache(pooled, view);
       c.reset();
       return c;
     }
@@ -116,8 +117,7 @@ export class CpuCache {
    * the same geometry on this thread, which gets it empty (`reset`).
    */
   recycle(): void {
-    if (cachePool.length >= CPU_CACHE_POOL_MAX) cachePool.shift();
-    cachePool.push(this.sab);
+    cachePool.give(this.sab);
   }
 
   /**

@@ -22,6 +22,7 @@
  */
 import { assert } from './assert.js';
 import { limits } from './limits.js';
+import { RecyclePool } from './recycle-pool.js';
 import { PAGE_SHIFT, PAGE_SIZE } from './uapi.js';
 
 export interface Arena {
@@ -92,17 +93,17 @@ const ARENA_ALIGN_PAGES = (16 << 20) >> PAGE_SHIFT;
 
 /** Wasm memories kept for the next kernel on this thread (`PhysicalMemory.recycle`), at most this many. */
 export const ARENA_POOL_MEMORIES_MAX = 8;
-const arenaPool: { memory: WasmMemory; pageCount: number; used: Uint8Array }[] = [];
+const arenaPool = new RecyclePool<{ memory: WasmMemory; pageCount: number; used: Uint8Array }>(ARENA_POOL_MEMORIES_MAX);
 
 /** An arena memory of `pageCount` page frames from the pool (with its used-page record), or a fresh one. */
 function takeArenaMemory(sizeBytes: number): { memory: WasmMemory; used: Uint8Array } {
   const pageCount = sizeBytes >> PAGE_SHIFT;
-  const i = arenaPool.findIndex((e) => e.pageCount === pageCount);
-  if (i >= 0) {
-    const [e] = arenaPool.splice(i, 1);
-    if (e !== undefined) return e;
-  }
-  return { memory: sharedWasmMemory(sizeBytes), used: new Uint8Array(pageCount) };
+  return (
+    arenaPool.take((e) => e.pageCount === pageCount) ?? {
+      memory: sharedWasmMemory(sizeBytes),
+      used: new Uint8Array(pageCount),
+    }
+  );
 }
 
 export class PhysicalMemory {
@@ -152,10 +153,7 @@ export class PhysicalMemory {
     this.recycled = true;
     this.arenas.forEach((a, i) => {
       const used = this.used[i];
-      if (used === undefined) return;
-      // The oldest goes when the pool is full: the newest sizes are the likeliest to be asked for next.
-      if (arenaPool.length >= ARENA_POOL_MEMORIES_MAX) arenaPool.shift();
-      arenaPool.push({ memory: a.memory, pageCount: a.pageCount, used });
+      if (used !== undefined) arenaPool.give({ memory: a.memory, pageCount: a.pageCount, used });
     });
     this.arenas.length = 0;
     this.used.length = 0;

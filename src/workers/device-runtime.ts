@@ -112,7 +112,7 @@ export interface Blocking {
   /** Waits for room; false when the frame was dropped because the consumer is gone. */
   push(ring: LinkRing, d: FrameDescriptor): Promise<boolean>;
   pop(ring: LinkRing): Promise<FrameDescriptor | null>;
-  /** Until the holder of the resv lock may have changed from `holder` (see dmaResvLockCooperative). */
+  /** Until the holder of the resv lock may have changed from `holder` (see dmaResvLockCooperativeTry). */
   waitLock(obj: DmaResv, holder: number, bufferId: number): Promise<void>;
   /**
    * Run the move_notify handlers of messages already sent to this device (worker: queued on its port,

@@ -4,8 +4,9 @@
  *
  * Contract:
  * - A device runs alone from one scheduling point to the next (the context calls another device can
- *   observe; memory accesses are not points, see device.ts). At a point it parks, with an optional readiness test (a fence signalled, room on a link)
- *   and an optional wake time (busy, or a wait's timeout).
+ *   observe; memory accesses are not points, see device.ts). At a point it parks, with an optional
+ *   readiness test (a fence signalled, room on a link) and an optional wake time (busy, or a wait's
+ *   timeout).
  * - Time is virtual: it advances only when nothing is runnable, to the earliest wake time.
  * - Nothing runnable, nothing asleep, devices still parked: a hang, seen at the step it happens. The
  *   host's recovery hook may end it (a watchdog timing a job out wakes its waiters) and the run goes on;
@@ -40,13 +41,13 @@ interface SimTask {
   opA: number;
   opB: number;
   /**
-   * What makes it runnable, as data rather than a closure per park (a step allocates less): READY_NOW,
-   * READY_FN (`readyFn`), or a fence, link or lock condition on `readyObj` (and `opA`/`readyNum`).
+   * What makes it runnable, as data rather than a closure per park (a step allocates less): READY_NOW, or
+   * a condition on `readyObj` (and `readyNum`): a fence signalled, room or a frame on a link, a lock's
+   * holder changed, or for READY_FN the test function `park` was given.
    */
   readyKind: number;
   readyObj: unknown;
   readyNum: number;
-  readyFn: (() => boolean) | null;
   wakeAtNs: number;
   resume: (() => void) | null;
   fail: ((e: Error) => void) | null;
@@ -109,7 +110,6 @@ export class SimScheduler {
       readyKind: READY_NOW,
       readyObj: null,
       readyNum: 0,
-      readyFn: null,
       wakeAtNs: 0,
       resume: null,
       fail: null,
@@ -126,9 +126,7 @@ export class SimScheduler {
 
   /** A device parks until the scheduler picks it (and `ready` holds, or `wakeAtNs` has come). */
   park(name: string, op: string, ready: (() => boolean) | null = null, wakeAtNs = Number.NaN): Promise<void> {
-    const t = this.task(name);
-    t.readyFn = ready;
-    return this.parkTask(t, op, 0, 0, ready === null ? READY_NOW : READY_FN, null, 0, wakeAtNs);
+    return this.parkTask(this.task(name), op, 0, 0, ready === null ? READY_NOW : READY_FN, ready, 0, wakeAtNs);
   }
 
   private parkTask(
@@ -188,7 +186,7 @@ export class SimScheduler {
       case READY_LOCK:
         return dmaResvLockHolder(t.readyObj as DmaResv) !== t.readyNum;
       default:
-        return (t.readyFn as () => boolean)();
+        return (t.readyObj as () => boolean)();
     }
   }
 
