@@ -891,19 +891,29 @@ function waitResult(signaled: boolean, timeoutNs: number, startNs: number, nowNs
 }
 
 /**
- * `dma_fence_wait_timeout(f, intr, timeout)`, blocking (device workers, tests). Timeouts are in ns;
- * returns the time left (> 0) once signalled, 0 on timeout, 1 for timeout 0 on a signalled fence,
- * -EINVAL for a negative timeout. No signals exist in the model, so `intr` never yields -ERESTARTSYS.
+ * `dma_fence_wait_timeout` up to where it would sleep: its result when it need not (bad argument, signalled,
+ * or a timeout of 0 on an unsignalled fence), null when it must sleep (from `startNs`).
  */
-export function dmaFenceWaitTimeout(t: FenceTable, f: FenceHandle, _intr: boolean, timeoutNs: number): number {
+function waitTimeoutWithoutSleep(t: FenceTable, f: FenceHandle, timeoutNs: number, startNs: number): number | null {
   if (!(timeoutNs >= 0)) {
     t.onMisuse({ rule: 'fence-wait-negative-timeout', message: `dma_fence_wait_timeout(${timeoutNs})`, fence: f });
     return -EINVAL;
   }
   if (!t.check(f, 'dma_fence_wait_timeout')) return -EINVAL;
-  const start = t.nowNs();
-  if (dmaFenceEnableSwSignaling(t, f) || dmaFenceIsSignaled(t, f)) return waitResult(true, timeoutNs, start, start);
+  if (dmaFenceEnableSwSignaling(t, f) || dmaFenceIsSignaled(t, f)) return waitResult(true, timeoutNs, startNs, startNs);
   if (timeoutNs === 0) return 0;
+  return null;
+}
+
+/**
+ * `dma_fence_wait_timeout(f, intr, timeout)`, blocking (device workers, tests). Timeouts are in ns;
+ * returns the time left (> 0) once signalled, 0 on timeout, 1 for timeout 0 on a signalled fence,
+ * -EINVAL for a negative timeout. No signals exist in the model, so `intr` never yields -ERESTARTSYS.
+ */
+export function dmaFenceWaitTimeout(t: FenceTable, f: FenceHandle, _intr: boolean, timeoutNs: number): number {
+  const start = t.nowNs();
+  const done = waitTimeoutWithoutSleep(t, f, timeoutNs, start);
+  if (done !== null) return done;
   const ok = t.sleepUntilSignaled(f, timeoutNs / 1e6);
   return waitResult(ok, timeoutNs, start, t.nowNs());
 }
@@ -915,14 +925,9 @@ export async function dmaFenceWaitTimeoutAsync(
   _intr: boolean,
   timeoutNs: number,
 ): Promise<number> {
-  if (!(timeoutNs >= 0)) {
-    t.onMisuse({ rule: 'fence-wait-negative-timeout', message: `dma_fence_wait_timeout(${timeoutNs})`, fence: f });
-    return -EINVAL;
-  }
-  if (!t.check(f, 'dma_fence_wait_timeout')) return -EINVAL;
   const start = t.nowNs();
-  if (dmaFenceEnableSwSignaling(t, f) || dmaFenceIsSignaled(t, f)) return waitResult(true, timeoutNs, start, start);
-  if (timeoutNs === 0) return 0;
+  const done = waitTimeoutWithoutSleep(t, f, timeoutNs, start);
+  if (done !== null) return done;
   const ok = await t.sleepUntilSignaledAsync(f, timeoutNs / 1e6);
   return waitResult(ok, timeoutNs, start, t.nowNs());
 }

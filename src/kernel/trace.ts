@@ -51,7 +51,6 @@ export interface SignalEvent {
   address: number;
   reason: string;
 }
-/** A misuse the kernel survives (a WARN, a lockdep splat): data, not a crash. */
 /** One side of a two-sided report (a race's current and previous access, say). */
 export interface WarningSide {
   device: string;
@@ -78,6 +77,7 @@ export interface WarningDetail {
   hint?: string;
 }
 
+/** A misuse the kernel survives (a WARN, a lockdep splat): data, not a crash. */
 export interface Warning {
   /** Stable rule id, e.g. `lockdep-assert-held`, `dmabuf-release-with-attachments`. */
   rule: string;

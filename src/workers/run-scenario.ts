@@ -22,6 +22,7 @@ import {
 import { ResvTable } from '../kernel/dma-resv.js';
 import { ECANCELED, ETIME } from '../kernel/errno.js';
 import { Kernel, type KernelOptions } from '../kernel/kernel.js';
+import type { WarningDetail, WarningSide } from '../kernel/trace.js';
 import {
   type ControlPlane,
   DeviceCallError,
@@ -62,34 +63,16 @@ export interface RunOptions {
   schedule?: ScheduleSpec;
 }
 
-/** One side of a two-sided finding (a race's current and previous access, say). */
-export interface FindingSide {
-  device: string;
-  /** The operation: 'read', 'write', 'fill', 'checksum', 'cpu-write', ... */
-  op: string;
-  /** The device's job (its fence seqno at the time), or -1. */
-  job: number;
-  buffer: number;
-  /** Byte range [lo, hi) of the buffer. */
-  range: [number, number];
-  timeNs: number;
-  /** Fences this side had waited on last, as 'timeline:seqno'. */
-  waited: string[];
-}
+/** One side of a two-sided finding: the detector's own record of it, unchanged. */
+export type FindingSide = WarningSide;
 
-export interface Finding {
+/** A warning as the run reports it: by device name instead of pid, with what the detector knew. */
+export interface Finding extends WarningDetail {
   rule: string;
   message: string;
   device: string | null;
   timeNs: number;
   objects: Record<string, string | number>;
-  /** Where it happened, stable across seeds (dedupe key with rule and device). */
-  site?: string;
-  sides?: FindingSide[];
-  /** The missing happens-before edge, in words. */
-  missingEdge?: string;
-  /** How to fix it. */
-  hint?: string;
   /** Occurrences folded into this one (dedupe per site). */
   count?: number;
 }
