@@ -14,9 +14,11 @@
  * completes with that error, passed on to the consumer, and the frame counts in `failedFrames`.
  *
  * Decode is a deterministic function of the bitstream bytes (`decodeNv12`): with h = the frame checksum
- * (checksum.ts) of the access unit, luma stripe j (rows 16j..16j+15, a macroblock row) is filled with
- * unit[j mod len] XOR (h & 0xff), and the whole chroma plane with (h >>> 8) & 0xff. A consumer's checksums
- * are then predictable.
+ * (checksum.ts) of the access unit and R = `stripeRows`, luma stripe j (rows R·j..R·j+R−1, a row of coding
+ * blocks) is filled with unit[j mod len] XOR (h & 0xff), and the whole chroma plane with (h >>> 8) & 0xff.
+ * A consumer's checksums are then predictable. The picture is written a stripe at a time, as a decoder's
+ * reconstruction writes back a row of coding blocks: R = 64 by default, an HEVC CTU or AV1/VP9 superblock
+ * row (16 for H.264 macroblock rows: 68 writes per 1080p frame instead of 17).
  *
  * Secure mode (`secure: true`, the secure video path): output buffers come from the heap named by
  * `secureHeap`, by default the TEE's `protected,secure-video` (a scenario gives it a pool with
@@ -46,8 +48,8 @@ import {
   type Mapping,
 } from './device.js';
 
-/** Rows per luma stripe the decoder writes at once (a macroblock row). */
-export const DECODE_STRIPE_ROWS = 16;
+/** Rows of a coding block row: H.264 macroblocks (16), HEVC CTUs (up to 64), AV1 superblocks (64 or 128). */
+export const DECODE_STRIPE_ROWS = [16, 32, 64, 128] as const;
 /** Largest access unit the decoder reads per frame. */
 export const BITSTREAM_BYTES_MAX = 1 << 20;
 
@@ -69,6 +71,14 @@ export const videoDecoderKnobs = z
     /** Frames to decode when the decoder feeds itself; with an input, until the input ends. */
     frames: z.number().int().min(0).max(100_000).default(30),
     bitstreamBytes: z.number().int().min(1).max(BITSTREAM_BYTES_MAX).default(4096),
+    /** Luma rows the decoder writes at once: one of DECODE_STRIPE_ROWS (see the contract). */
+    stripeRows: z
+      .number()
+      .int()
+      .refine((n) => (DECODE_STRIPE_ROWS as readonly number[]).includes(n), {
+        message: `must be one of ${DECODE_STRIPE_ROWS.join(', ')}`,
+      })
+      .default(64),
     /** Decode time per frame: `decodeNs`, plus a uniform draw in ±`jitterNs` from the device's seed. */
     decodeNs: ns.default(4_000_000),
     jitterNs: ns.default(1_000_000),
@@ -84,13 +94,14 @@ export const videoDecoderKnobs = z
 export type VideoDecoderKnobs = z.infer<typeof videoDecoderKnobs>;
 
 /** Luma stripes of a picture: how many bytes of an access unit decode looks at beyond its hash. */
-export function decodeStripes(height: number): number {
-  return Math.ceil(height / DECODE_STRIPE_ROWS);
+export function decodeStripes(height: number, stripeRows: number): number {
+  return Math.ceil(height / stripeRows);
 }
 
 /**
  * What decode writes, as [offset, length, value] fills over the picture (see the contract), from the
- * access unit's checksum `hash`, its length, and its first `min(unitBytes, decodeStripes(height))` bytes.
+ * access unit's checksum `hash`, its length, and its first `min(unitBytes, decodeStripes(height, stripeRows))`
+ * bytes.
  */
 export function decodeFills(
   hash: number,
@@ -98,22 +109,26 @@ export function decodeFills(
   head: Uint8Array,
   width: number,
   height: number,
+  stripeRows: number,
 ): [number, number, number][] {
   const luma = width * height;
   const out: [number, number, number][] = [];
-  for (let j = 0; j * DECODE_STRIPE_ROWS < height; j++) {
-    const rows = Math.min(DECODE_STRIPE_ROWS, height - j * DECODE_STRIPE_ROWS);
+  for (let j = 0; j * stripeRows < height; j++) {
+    const rows = Math.min(stripeRows, height - j * stripeRows);
     const value = ((head[j % Math.max(1, unitBytes)] ?? 0) ^ hash) & 0xff;
-    out.push([j * DECODE_STRIPE_ROWS * width, rows * width, value]);
+    out.push([j * stripeRows * width, rows * width, value]);
   }
   out.push([luma, nv12Bytes(width, height) - luma, (hash >>> 8) & 0xff]);
   return out;
 }
 
 /** The decoded picture of an access unit, as bytes (for tests and tools: the device itself only fills). */
-export function decodeNv12(unit: Uint8Array, width: number, height: number): Uint8Array {
-  const head = unit.subarray(0, decodeStripes(height));
-  return bytesOfFills(nv12Bytes(width, height), decodeFills(checksumBytes(unit), unit.length, head, width, height));
+export function decodeNv12(unit: Uint8Array, width: number, height: number, stripeRows: number): Uint8Array {
+  const head = unit.subarray(0, decodeStripes(height, stripeRows));
+  return bytesOfFills(
+    nv12Bytes(width, height),
+    decodeFills(checksumBytes(unit), unit.length, head, width, height, stripeRows),
+  );
 }
 
 interface Slot {
@@ -196,10 +211,10 @@ export const videoDecoder = defineDevice<VideoDecoderKnobs>({
       }
       // The access unit's checksum, in place, and the few bytes decode looks at besides.
       const hash = await ctx.checksum(source, 0, sourceBytes);
-      const head = await ctx.read(source, 0, Math.min(sourceBytes, decodeStripes(k.height)));
+      const head = await ctx.read(source, 0, Math.min(sourceBytes, decodeStripes(k.height, k.stripeRows)));
       const jitter = k.jitterNs > 0 ? ctx.prng.int(-k.jitterNs, k.jitterNs) : 0;
       await ctx.busy(Math.max(0, k.decodeNs + jitter));
-      const fills = decodeFills(hash, sourceBytes, head, k.width, k.height);
+      const fills = decodeFills(hash, sourceBytes, head, k.width, k.height, k.stripeRows);
       for (const [offset, length, value] of fills) await ctx.fill(slot.map, offset, length, value);
       checksums.push(checksumOfFills(slot.buf.sizeBytes, fills)); // what it wrote, without reading it back
       if (!k.bugs.signalBeforeWrite && seq !== k.bugs.skipFenceSignal) await ctx.signal(fence);

@@ -9,7 +9,7 @@ import { nv12Bytes } from '../../src/devices/camera.js';
 import { checksumBytes } from '../../src/devices/checksum.js';
 import { type DeviceResult, FRAME_FAILED } from '../../src/devices/device.js';
 import { composeNv12, GPU_SAMPLE_BYTES, type InputSample, sampleMean } from '../../src/devices/gpu.js';
-import { decodeNv12 } from '../../src/devices/video-decoder.js';
+import { decodeFills, decodeNv12 } from '../../src/devices/video-decoder.js';
 import { PAGE_SIZE } from '../../src/kernel/uapi.js';
 import { type Report, type RunOptions, runScenario } from '../../src/workers/run-scenario.js';
 import { defineScenario, type Scenario, ScenarioError, type ScenarioInput } from '../../src/workers/scenario.js';
@@ -110,7 +110,7 @@ function composeScenario(frames: number, gpuKnobs: Record<string, unknown> = {},
 function composeExpected(seq: number): { decoded: number; composed: number } {
   const cam = cameraFrame(CW, CH, seq);
   // The decoder reads up to bitstreamBytes (4096) of its input buffer: the camera's one page.
-  const decoded = decodeNv12(inBuffer(cam), CW, CH);
+  const decoded = decodeNv12(inBuffer(cam), CW, CH, 64);
   const composed = composeNv12([sampleOf(cam), sampleOf(decoded)], 40, 24);
   return { decoded: crc(inBuffer(decoded)), composed: crc(inBuffer(composed)) };
 }
@@ -305,6 +305,52 @@ describe('video decoder', () => {
     expect(result(again, 'dec0').checksums).toEqual(dec.checksums);
     const other = await run(playbackScenario(), { seed: 8 });
     expect(result(other, 'dec0').checksums).not.toEqual(dec.checksums);
+  });
+
+  it('writes its picture a row of coding blocks at a time: stripeRows rows per stripe, each from its own byte', () => {
+    const head = Uint8Array.from([0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70]);
+    const hash = 0xab03;
+    const w = 8;
+    const h = 100;
+    const chroma: [number, number, number] = [w * h, nv12Bytes(w, h) - w * h, 0xab];
+    // HEVC CTU rows: 64 rows, then the 36 left; each stripe's byte is head[j] ^ (hash & 0xff).
+    expect(decodeFills(hash, 4096, head, w, h, 64)).toEqual([[0, 64 * w, 0x13], [64 * w, 36 * w, 0x23], chroma]);
+    // H.264 macroblock rows: seven stripes, the last of 4 rows.
+    const mb = decodeFills(hash, 4096, head, w, h, 16);
+    expect(mb.map(([o, n]) => [o / w, n / w])).toEqual([
+      [0, 16],
+      [16, 16],
+      [32, 16],
+      [48, 16],
+      [64, 16],
+      [80, 16],
+      [96, 4],
+      [100, nv12Bytes(w, h) / w - 100],
+    ]);
+    expect(mb.map(([, , v]) => v)).toEqual([0x13, 0x23, 0x33, 0x43, 0x53, 0x63, 0x73, 0xab]);
+    // A unit shorter than the stripes: its bytes repeat.
+    expect(decodeFills(hash, 2, head, w, h, 16).map(([, , v]) => v)).toEqual([
+      0x13, 0x23, 0x13, 0x23, 0x13, 0x23, 0x13, 0xab,
+    ]);
+  });
+
+  it('a self-fed decoder at 16 and at 64 rows per stripe: different pictures, each shown as decoded', async () => {
+    const tall = { width: 16, height: 160 };
+    const sums: number[][] = [];
+    for (const stripeRows of [16, 64]) {
+      const r = await run(playbackScenario({ ...tall, stripeRows }));
+      expectClean(r);
+      expect(result(r, 'disp0').checksums).toEqual(result(r, 'dec0').checksums);
+      sums.push(result(r, 'dec0').checksums);
+    }
+    // Same seed, same bitstream: only the stripes differ (10 of 16 rows vs 3 of 64).
+    expect(sums[0]).not.toEqual(sums[1]);
+  });
+
+  it('stripeRows must be a coding block height: another value is a scenario error naming the knob', () => {
+    expect(() => defineScenario(playbackScenario({ stripeRows: 20 }))).toThrow(
+      /devices\.dec0\.knobs.*stripeRows.*16, 32, 64, 128/,
+    );
   });
 
   it('secure mode allocates its output from secureHeap (a missing heap fails the allocation, by name)', async () => {
