@@ -17,8 +17,9 @@
  * - exploration schedules/s with 1 and 2 piscina workers.
  *
  * Pipeline throughput is the steady state, as a throughput benchmark measures it: frames/s over the second
- * half of 6000-frame runs (the median of five), from the display's scan-out times, so neither worker start-up (hundreds of ms
- * of module loading) nor V8's compilation of the device code in every fresh worker counts as frame time.
+ * half of 6000-frame runs (the median of five), from the display's scan-out times, so neither worker start-up
+ * (hundreds of ms of module loading) nor V8's compilation of the device code in every fresh worker counts as
+ * frame time.
  * Beside it, not held against the target, frames 31-300 of 300-frame runs: the first half second, still
  * in that compilation (the detector's time ratio is measured there, on and off alternated).
  */
