@@ -35,9 +35,12 @@ import type { Scenario } from '../workers/scenario.js';
 import { loadScenario } from '../workers/scenario-loader.js';
 import type { SimRate, SimRateJob } from './sim-rate.js';
 
+/** The middle value; of an even count, the mean of the two middle ones (a run left out makes four). */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+  const m = s.length >> 1;
+  if (s.length % 2 === 0 && s.length > 0) return ((s[m - 1] as number) + (s[m] as number)) / 2;
+  return s[m] ?? Number.NaN;
 }
 
 /** Bytes per second of `TypedArray.prototype.set` between two 64 MiB buffers. */
