@@ -341,7 +341,7 @@ describe('video decoder', () => {
       const r = await run(playbackScenario({ ...tall, stripeRows }));
       expectClean(r);
       expect(result(r, 'disp0').checksums).toEqual(result(r, 'dec0').checksums);
-      sums.push(result(r, 'dec0').checksums);
+      sums.push(result(r, 'dec0').checksums as number[]);
     }
     // Same seed, same bitstream: only the stripes differ (10 of 16 rows vs 3 of 64).
     expect(sums[0]).not.toEqual(sums[1]);
