@@ -8,14 +8,17 @@
  * scenario's fixed twin (`fixedTwin`, which drops `bugs`) runs `steps`.
  *
  * Steps (`op`):
- * - `allocate {buf, sizeBytes?, heap?}`: allocate, attach and map; `recv {port, buf, fence?}`: the next
- *   frame on a port, its buffer (attached and mapped) named `buf`, its fence `fence`; `send {port, buf,
- *   fence?}`: a frame on a port (the fence reference goes with it, as on every link); `close {port}`.
+ * - `allocate {buf, sizeBytes?, heap?}`: allocate, attach and map; `recv {port, buf, fence?, atEnd?}`: the
+ *   next frame on a port, its buffer (attached and mapped) named `buf`, its fence `fence`; at the end of
+ *   the stream the script ends there, or with `atEnd: 'continue'` goes on to its next step (then `buf`
+ *   must already name a buffer, which it keeps, and `fence` is not allowed): a device that waits for a
+ *   hand-back its peer may never send. `send {port, buf, fence?}`: a frame on a port (the fence reference
+ *   goes with it, as on every link); `close {port}`.
  * - `write {buf}` / `read {buf}`: fill / checksum the whole buffer by DMA.
  * - `fence {fence}`: a new fence on the device's timeline; `signal {fence, error?}`; `wait {fence,
  *   timeoutNs?, orElse?}`: with `orElse: 'stop'` a wait that timed out or found an error is checked, and
- *   the device stops there, failing its own pending fences with the error (-ETIME for a timeout) — what a
- *   driver does with a failed dependency; without it the result is ignored. `waitResv {buf, usage,
+ *   the device stops there, failing its own pending fences with the error (-ETIME for a timeout) and
+ *   closing its outputs — what a driver does with a failed dependency; without it the result is ignored. `waitResv {buf, usage,
  *   timeoutNs?, orElse?}` likewise (a timeout only: implicit fences' errors are not the waiter's to see).
  * - `addCallback {fence, cb}`: `dma_fence_add_callback`, its return (0 or -ENOENT) recorded;
  *   `waitCallback {cb, onEnoent?}`: until the callback ran — with `onEnoent: 'proceed'` a registration
@@ -72,7 +75,19 @@ const step = z.discriminatedUnion('op', [
       heap: z.string().default('system'),
     })
     .strict(),
-  z.object({ op: z.literal('recv'), port: name, buf: name, fence: name.optional() }).strict(),
+  z
+    .object({
+      op: z.literal('recv'),
+      port: name,
+      buf: name,
+      fence: name.optional(),
+      atEnd: z.literal('continue').optional(),
+    })
+    .strict()
+    .refine((s) => s.atEnd === undefined || s.fence === undefined, {
+      message: "a recv with atEnd: 'continue' names no fence (at the end there is none)",
+      path: ['fence'],
+    }),
   z.object({ op: z.literal('send'), port: name, buf: name, fence: name.optional() }).strict(),
   z.object({ op: z.literal('close'), port: name }).strict(),
   z.object({ op: z.literal('write'), buf: name }).strict(),
@@ -139,6 +154,8 @@ function checkNames(list: ScriptStep[], ctx: z.RefinementCtx, path: (string | nu
         bufs.add(s.buf);
         break;
       case 'recv':
+        // At the end of the stream a continuing recv binds nothing: its buffer must exist already.
+        if (s.atEnd === 'continue') need(bufs, 'buf', 'buffer');
         bufs.add(s.buf);
         if (s.fence !== undefined) fences.add(s.fence);
         break;
@@ -223,6 +240,12 @@ export const script = defineDevice<ScriptKnobs>({
     const f = (n: string) => fences.get(n) as number;
     const t = (n: string) => tickets.get(n) as AcquireCtx;
     const mapped = async (buf: BufferRef) => ({ buf, map: await ctx.map(await ctx.attach(buf)) });
+    /** A failed dependency: fail the device's own pending fences with it and end its streams, as at the end. */
+    const stop = async (error: number): Promise<DeviceResult> => {
+      for (const mine of own) if (ctx.status(mine) === 0) await ctx.signal(mine, error);
+      for (const p of k.outputs) await ctx.close(p);
+      return { frames, results, stopped: error };
+    };
     for (const s of k.bugs?.steps ?? k.steps) {
       switch (s.op) {
         case 'allocate':
@@ -230,6 +253,7 @@ export const script = defineDevice<ScriptKnobs>({
           break;
         case 'recv': {
           const frame = await ctx.recv(s.port);
+          if (frame === null && s.atEnd === 'continue') break;
           if (frame === null) return { frames, results };
           frames++;
           bufs.set(s.buf, bufs.get(s.buf)?.buf.id === frame.buffer.id ? b(s.buf) : await mapped(frame.buffer));
@@ -271,20 +295,14 @@ export const script = defineDevice<ScriptKnobs>({
           results.push(r);
           if (s.orElse === 'stop') {
             const st = r > 0 ? ctx.status(f(s.fence)) : -ETIME;
-            if (st < 0) {
-              for (const mine of own) if (ctx.status(mine) === 0) await ctx.signal(mine, st);
-              return { frames, results, stopped: st };
-            }
+            if (st < 0) return stop(st);
           }
           break;
         }
         case 'waitResv': {
           const r = await ctx.waitResv(b(s.buf).buf, USAGES[s.usage], s.timeoutNs);
           results.push(r);
-          if (s.orElse === 'stop' && r <= 0) {
-            for (const mine of own) if (ctx.status(mine) === 0) await ctx.signal(mine, -ETIME);
-            return { frames, results, stopped: -ETIME };
-          }
+          if (s.orElse === 'stop' && r <= 0) return stop(-ETIME);
           break;
         }
         case 'addFence':

@@ -48,12 +48,10 @@ const rules = (r: Report): string[] => [...new Set(r.findings.map((f) => f.rule)
  * - 'race': a content-mismatch there needs the consumer to have read too early, which a flat-out worker
  *   run may or may not do; the race is reported either way (RAW if the write came first, WAR if the read
  *   did), and nothing outside the declared findings may appear;
- * - 'exact-realtime': as 'exact', with `busy` taking real time (timeScale 1): the bug is a wait that times
- *   out, which needs the producer to really take longer than the timeout;
  * - knownGap: the worker host does not produce the finding yet (the comment names the code); the check is
  *   `it.fails`, so it turns red — and must become 'exact' — once the gap is closed.
  */
-type WorkerCheck = 'exact' | 'exact-realtime' | 'race' | { knownGap: string };
+type WorkerCheck = 'exact' | 'race' | { knownGap: string };
 const WORKER: Record<string, WorkerCheck> = {
   'camera-cpu-sync-read-flags': 'exact',
   'camera-cpu-write-unbracketed': 'exact',
@@ -87,7 +85,7 @@ const WORKER: Record<string, WorkerCheck> = {
   'script-lock-in-signalling': 'exact',
   'script-no-backoff': 'exact',
   'script-seqno-order': 'exact',
-  'script-timeout-misread': 'exact-realtime',
+  'script-timeout-misread': 'exact',
   'script-wait-in-signalling': 'exact',
 };
 
@@ -176,7 +174,7 @@ describe('scenarios/misuse', () => {
       const r = await runScenario(s, {
         seed: 7,
         host: 'worker',
-        timeScale: check === 'exact-realtime' ? 1 : 0,
+        timeScale: 0,
         ...(hang ? { watchdogMs: HANG_WATCHDOG_MS } : {}),
       });
       return { s, r };
@@ -186,7 +184,7 @@ describe('scenarios/misuse', () => {
         const { r } = await onWorker();
         expect(r.missing).toEqual([]);
       });
-    } else if (check === 'exact' || check === 'exact-realtime') {
+    } else if (check === 'exact') {
       it('produces exactly its declared findings on the worker host', async () => {
         const { s, r } = await onWorker();
         expect({ unexpected: r.unexpected, missing: r.missing }).toEqual({ unexpected: [], missing: [] });
