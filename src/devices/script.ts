@@ -18,8 +18,8 @@
  * - `fence {fence}`: a new fence on the device's timeline; `signal {fence, error?}`; `wait {fence,
  *   timeoutNs?, orElse?}`: with `orElse: 'stop'` a wait that timed out or found an error is checked, and
  *   the device stops there, failing its own pending fences with the error (-ETIME for a timeout) and
- *   closing its outputs — what a driver does with a failed dependency; without it the result is ignored. `waitResv {buf, usage,
- *   timeoutNs?, orElse?}` likewise (a timeout only: implicit fences' errors are not the waiter's to see).
+ *   closing its outputs — what a driver does with a failed dependency; without it the result is ignored.
+ *   `waitResv {buf, usage, timeoutNs?, orElse?}` likewise (a timeout only: implicit fences' errors are not the waiter's to see).
  * - `addCallback {fence, cb}`: `dma_fence_add_callback`, its return (0 or -ENOENT) recorded;
  *   `waitCallback {cb, onEnoent?}`: until the callback ran — with `onEnoent: 'proceed'` a registration
  *   refused with -ENOENT counts as done (the fix), without it the device waits for a callback that never
@@ -240,10 +240,14 @@ export const script = defineDevice<ScriptKnobs>({
     const f = (n: string) => fences.get(n) as number;
     const t = (n: string) => tickets.get(n) as AcquireCtx;
     const mapped = async (buf: BufferRef) => ({ buf, map: await ctx.map(await ctx.attach(buf)) });
-    /** A failed dependency: fail the device's own pending fences with it and end its streams, as at the end. */
+    /** Its consumers see the end of the stream, however the script ends. */
+    const closeOutputs = async (): Promise<void> => {
+      for (const p of k.outputs) await ctx.close(p);
+    };
+    /** A failed dependency: fail the device's own pending fences with it, and end its streams. */
     const stop = async (error: number): Promise<DeviceResult> => {
       for (const mine of own) if (ctx.status(mine) === 0) await ctx.signal(mine, error);
-      for (const p of k.outputs) await ctx.close(p);
+      await closeOutputs();
       return { frames, results, stopped: error };
     };
     for (const s of k.bugs?.steps ?? k.steps) {
@@ -254,7 +258,10 @@ export const script = defineDevice<ScriptKnobs>({
         case 'recv': {
           const frame = await ctx.recv(s.port);
           if (frame === null && s.atEnd === 'continue') break;
-          if (frame === null) return { frames, results };
+          if (frame === null) {
+            await closeOutputs();
+            return { frames, results };
+          }
           frames++;
           bufs.set(s.buf, bufs.get(s.buf)?.buf.id === frame.buffer.id ? b(s.buf) : await mapped(frame.buffer));
           if (s.fence !== undefined) fences.set(s.fence, frame.fence);
@@ -355,7 +362,7 @@ export const script = defineDevice<ScriptKnobs>({
           break;
       }
     }
-    for (const p of k.outputs) await ctx.close(p);
+    await closeOutputs();
     return { frames, results };
   },
 });
